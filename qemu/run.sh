@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Boot the rbfs guest once, run a scenario in it, and judge the run.
+#
+#   qemu/run.sh [--kernel debug|lean] [--scenario NAME] [--script FILE]
+#               [--files DIR] [--timeout SECONDS] [--label NAME]
+#               [--counts FILE] [--interactive]
+#
+# Scenarios live in qemu/guest/scenarios/.  --script runs a user's script
+# (scenario "script") with rbfs.ko loaded; --files DIR makes DIR's contents
+# available in the guest under /host.  Each run gets fresh disks:
+# /dev/vda (test, $RBFS_TEST_DISK_MB MiB) and /dev/vdb (scratch,
+# $RBFS_SCRATCH_DISK_MB MiB), sparse raw files in out/runs/LABEL/.
+#
+# Exit status: 0 if every check passed (for --script: the script's exit
+# status, unless the run itself failed), 1 otherwise.
+set -euo pipefail
+. "$(dirname "$0")/../scripts/env.sh"
+
+cfg=debug scenario=smoke script= files= limit=900 label= counts= interactive=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) cfg=$2; shift ;;
+	--scenario) scenario=$2; shift ;;
+	--script) script=$2; scenario=script; shift ;;
+	--files) files=$2; shift ;;
+	--timeout) limit=$2; shift ;;
+	--label) label=$2; shift ;;
+	--counts) counts=$2; shift ;;
+	--interactive) interactive=1; scenario=shell ;;
+	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+	shift
+done
+label=${label:-$scenario}
+
+out=$RBFS_ROOT/out
+kernel=$("$RBFS_ROOT/scripts/kernel.sh" --print-dir "$cfg")/arch/x86/boot/bzImage
+initrd=$out/initramfs-$cfg.cpio
+for f in "$kernel" "$initrd"; do
+	[ -f "$f" ] || { echo "run.sh: $f missing (make initramfs KCONFIG=$cfg)" >&2; exit 2; }
+done
+[ -z "$script" ] || [ -f "$script" ] || { echo "run.sh: no such script: $script" >&2; exit 2; }
+[ -z "$files" ] || [ -d "$files" ] || { echo "run.sh: no such directory: $files" >&2; exit 2; }
+
+run=$out/runs/$label
+rm -rf "$run"
+mkdir -p "$run"
+
+# Fresh sparse disks for every run.
+test_mb=${RBFS_TEST_DISK_MB:-1024}
+scratch_mb=${RBFS_SCRATCH_DISK_MB:-1024}
+truncate -s "${test_mb}M" "$run/test.img"
+truncate -s "${scratch_mb}M" "$run/scratch.img"
+# cache=none (O_DIRECT on the host) where the host filesystem allows it, so
+# what the guest flushes is on the host's disk; tmpfs does not.
+cache=none
+dd if=/dev/zero of="$run/.direct-probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null || cache=writeback
+rm -f "$run/.direct-probe"
+
+# The user's script and files ride in a second cpio archive appended to the
+# base one (the kernel unpacks concatenated archives in order).
+initrd_run=$initrd
+if [ -n "$script$files" ]; then
+	extra=$(mktemp -d)
+	trap 'rm -rf "$extra"' EXIT
+	mkdir -p "$extra/rbfs" "$extra/host"
+	[ -z "$script" ] || install -m 755 "$script" "$extra/rbfs/user-script"
+	[ -z "$files" ] || cp -a "$files/." "$extra/host/"
+	(cd "$extra" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$run/extra.cpio"
+	cat "$initrd" "$run/extra.cpio" > "$run/initramfs.cpio"
+	initrd_run=$run/initramfs.cpio
+fi
+
+# vCPUs: the debug kernel (KASAN, lockdep) only boots with as many vCPUs as
+# host cores under multi-threaded TCG; the lean one takes 4.
+if [ "$cfg" = debug ]; then smp=${RBFS_SMP:-$(nproc)}; else smp=${RBFS_SMP:-4}; fi
+mem=${RBFS_MEM_MB:-2048}
+
+# Under TCG a vCPU is a host thread: when the host is busy it can be
+# descheduled for tens of seconds, and with the default thresholds (soft
+# lockup after 20 s, RCU stall after 21 s) that shows as a false lockup
+# splat, seen during boot's stop_machine.  60 s keeps real lockups visible.
+append="console=ttyS0,115200 rdinit=/init panic=-1 printk.devkmsg=on kasan_multi_shot"
+append+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60"
+append+=" rbfs_guest=$scenario rbfs_disk_vda=$test_mb rbfs_disk_vdb=$scratch_mb"
+qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem"
+	-display none -no-reboot -monitor none
+	-kernel "$kernel" -initrd "$initrd_run" -append "$append"
+	-drive "file=$run/test.img,if=virtio,format=raw,cache=$cache"
+	-drive "file=$run/scratch.img,if=virtio,format=raw,cache=$cache")
+printf '%q ' "${qemu[@]}" > "$run/qemu-cmdline"
+
+if [ $interactive = 1 ]; then
+	# Console (with the shell) on this terminal; results channel to a file.
+	exec "${qemu[@]}" -serial mon:stdio -serial "file:$run/guest.log"
+fi
+
+echo "run.sh: $label: $cfg kernel, $smp vCPUs, limit ${limit}s; kernel log: $run/console.log" >&2
+start=$(date +%s)
+set +e
+timeout -k 10 "$limit" "${qemu[@]}" -serial "file:$run/console.log" -serial stdio </dev/null |
+	tee "$run/guest.log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+echo "run.sh: $label: guest ran $(( $(date +%s) - start )) s (qemu exit $qemu_rc)" >&2
+
+verdict=("$RBFS_ROOT/tools/target/release/rbfs-verdict" --console "$run/console.log" --guest "$run/guest.log" --label "$label")
+[ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ] && verdict+=(--timed-out)
+[ "$cfg" = debug ] && verdict+=(--expect-kunit)
+[ -z "$counts" ] || verdict+=(--counts "$counts")
+touch "$run/console.log"
+set +e
+"${verdict[@]}" | tee "$run/verdict.txt"
+verdict_rc=${PIPESTATUS[0]}
+set -e
+status=0
+if [ "$scenario" = script ]; then
+	status=$(sed -n 's/^# rbfs-guest: exit-status \([0-9]*\).*/\1/p' "$run/guest.log" | tr -d '\r' | tail -n1)
+	status=${status:-1}
+	echo "run.sh: $label: user script exited with status $status" >&2
+fi
+if [ "$verdict_rc" != 0 ]; then
+	echo "run.sh: $label: FAILED; kernel log: $run/console.log" >&2
+	[ "$status" != 0 ] && exit "$status"
+	exit 1
+fi
+exit "$status"
