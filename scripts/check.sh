@@ -8,6 +8,8 @@ set -uo pipefail
 cd "$RBFS_ROOT"
 
 passed=0 failed=0 skipped=0
+t0=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - t0 ))s"; }
 finish() {
 	if [ "$skipped" -gt 0 ]; then
 		echo "$passed passed, $failed failed, $skipped skipped"
@@ -21,7 +23,7 @@ finish() {
 # Build steps: a failure is one failed test and ends the run.
 step() {
 	local what=$1; shift
-	echo "== $what" >&2
+	echo "== [$(elapsed)] $what" >&2
 	if ! "$@"; then
 		echo "not ok build: $what"
 		failed=$((failed + 1))
@@ -37,7 +39,7 @@ step "initramfs" qemu/mkinitramfs.sh debug
 
 # Host tests: the tools workspace (verdict, guest tools; later the on-disk
 # format, mkfs and fsck).
-echo "== host tests (cargo test)" >&2
+echo "== [$(elapsed)] host tests (cargo test)" >&2
 log=$(mktemp)
 (cd tools && cargo test --release --locked --workspace 2>&1) | tee "$log"
 rc=${PIPESTATUS[0]}
@@ -54,7 +56,7 @@ rm -f "$log"
 # Guest runs, one boot each.  RBFS_CHECK_SCENARIOS overrides the list.
 counts=$(mktemp)
 for sc in ${RBFS_CHECK_SCENARIOS:-smoke}; do
-	echo "== guest: $sc" >&2
+	echo "== [$(elapsed)] guest: $sc" >&2
 	: > "$counts"
 	qemu/run.sh --kernel debug --scenario "$sc" --counts "$counts" --timeout "${RBFS_GUEST_TIMEOUT:-900}"
 	rc=$?
@@ -68,4 +70,5 @@ for sc in ${RBFS_CHECK_SCENARIOS:-smoke}; do
 	fi
 done
 rm -f "$counts"
+echo "== [$(elapsed)] done" >&2
 finish

@@ -10,7 +10,7 @@ test_load() {
 test_show() {
 	echo "kernel: $(uname -r), $(nproc) CPUs"
 	grep '^rbfs ' /proc/modules
-	dmesg | grep 'rbfs'
+	dmesg | grep 'rbfs:'
 	for d in vda vdb; do
 		echo "/dev/$d: $(($(cat /sys/block/$d/size) / 2048)) MiB"
 	done
