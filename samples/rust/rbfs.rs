@@ -1,35 +1,57 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rbfs: a block-backed read/write filesystem whose data path is Rust.
+//! rbfs: a block-backed filesystem whose data path is Rust.
 //!
-//! This is the module skeleton: it registers nothing yet and only reports
-//! that it was loaded and unloaded, so the build and boot harness has a real
-//! module to load.  The filesystem itself arrives with the read path.
+//! The on-disk format is `rbfs/format.rs`, shared with the userspace tools
+//! (see Documentation/filesystems/rbfs.rst).  This version mounts
+//! read-only: it reads the super block, inodes, directories and files
+//! written by `mkfs.rbfs -d`; the Rust writeback path comes next.
+//!
+//! Everything here is safe Rust over the abstractions in `kernel::fs`.
 
 use kernel::prelude::*;
 
-/// Version of the module, logged at load time.  Bumped with the on-disk
-/// format and with user-visible behaviour.
-const VERSION: &str = "0.1.0";
+#[allow(unreachable_pub, dead_code)]
+#[path = "rbfs/format.rs"]
+mod format;
+
+#[path = "rbfs/bmap.rs"]
+mod bmap;
+#[path = "rbfs/dir.rs"]
+mod dir;
+#[path = "rbfs/inode.rs"]
+mod inode;
+#[path = "rbfs/sb.rs"]
+mod sb;
+
+/// Version of the module, logged at load time.
+const VERSION: &str = "0.2.0";
 
 module! {
-    type: Rbfs,
+    type: RbfsModule,
     name: "rbfs",
     author: "rbfs developers",
     description: "rbfs: block-backed filesystem with a Rust writeback path",
     license: "GPL",
+    alias: ["fs-rbfs"],
 }
 
-struct Rbfs;
+/// The filesystem type, registered while the module is loaded.
+static RBFS_TYPE: kernel::fs::Registration<sb::Rbfs> = kernel::fs::Registration::new();
 
-impl kernel::Module for Rbfs {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("rbfs {} loaded\n", VERSION);
-        Ok(Rbfs)
+struct RbfsModule {
+    _fs: kernel::fs::Registered<sb::Rbfs>,
+}
+
+impl kernel::Module for RbfsModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let fs = RBFS_TYPE.register(module)?;
+        pr_info!("rbfs {} loaded (on-disk format version {})\n", VERSION, format::VERSION);
+        Ok(RbfsModule { _fs: fs })
     }
 }
 
-impl Drop for Rbfs {
+impl Drop for RbfsModule {
     fn drop(&mut self) {
         pr_info!("rbfs {} unloaded\n", VERSION);
     }

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Filesystems.
+//!
+//! C headers: [`include/linux/fs.h`](srctree/include/linux/fs.h),
+//! [`include/linux/fs_context.h`](srctree/include/linux/fs_context.h),
+//! [`include/linux/fs_parser.h`](srctree/include/linux/fs_parser.h).
+//!
+//! A filesystem implements [`FileSystem`] and declares a `static`
+//! [`Registration`] that it registers from its module's `init`.  The
+//! registration has to be a `static`: `struct file_system_type` embeds the
+//! lockdep class keys of the filesystem's super blocks and inodes, and
+//! lockdep only accepts keys in static storage (a module's data counts).
+//!
+//! Objects and their lifetimes:
+//! - [`sb::SuperBlock`] lives from `fill_super` to `kill_sb`; its
+//!   [`FileSystem::Data`] is created by `fill_super` and dropped in `kill_sb`.
+//! - [`inode::INode`] is reference counted (`ihold`/`iput`) and travels as
+//!   `ARef<INode<T>>`; its [`FileSystem::INodeData`] lives as long as the
+//!   inode's memory (dropped in `free_inode`, after an RCU grace period).
+//! - [`buffer::Buffer`] holds a reference to a buffer head (`brelse` on drop).
+
+use crate::error::{code::*, from_result, to_result, Result};
+use crate::str::CStr;
+use crate::types::{ForeignOwnable, Opaque};
+use crate::{bindings, ThisModule};
+use core::marker::PhantomData;
+
+pub mod address_space;
+pub mod buffer;
+pub mod dentry;
+pub mod file;
+pub mod inode;
+pub mod param;
+pub mod sb;
+
+/// The size of a sector, the unit of `struct kstatfs` and `i_blocks`.
+pub const SECTOR_SIZE: u64 = 512;
+
+/// A filesystem type.
+pub trait FileSystem: Sized + Send + Sync + 'static {
+    /// The filesystem's name, as in `mount -t NAME` and `/proc/filesystems`.
+    const NAME: &'static CStr;
+
+    /// The magic number reported by `statfs` (`s_magic`).
+    const MAGIC: u64;
+
+    /// Mount options, parsed from the `fs_context` one parameter at a time.
+    type Options: Default + Send;
+
+    /// Data of a mounted filesystem (`s_fs_info`).
+    type Data: ForeignOwnable + Send + Sync;
+
+    /// Data kept with every in-memory inode of the filesystem.
+    type INodeData: Send + Sync;
+
+    /// The mount options this filesystem accepts, ending with
+    /// [`param::Spec::END`].  Anything else is refused with `EINVAL`.
+    const PARAMS: &'static [param::Spec];
+
+    /// Applies one mount option, identified by the `opt` number given to
+    /// its [`param::Spec`].
+    fn parse_param(options: &mut Self::Options, opt: u8, value: param::Value) -> Result;
+
+    /// Reads the super block from the device and returns the mounted
+    /// filesystem's data.  `sb` is not yet visible to anyone else.
+    fn fill_super(sb: &sb::NewSuperBlock<'_, Self>, options: Self::Options) -> Result<Self::Data>;
+
+    /// Returns the root directory's inode, once [`Self::Data`] is in place.
+    fn root(sb: &sb::SuperBlock<Self>) -> Result<crate::types::ARef<inode::INode<Self>>>;
+
+    /// Reports filesystem statistics (`statfs(2)`).
+    fn statfs(sb: &sb::SuperBlock<Self>) -> Result<sb::Stat>;
+
+    /// Applies a remount's options.  The default refuses nothing.
+    fn reconfigure(_sb: &sb::SuperBlock<Self>, _options: Self::Options, _flags: &mut sb::MountFlags) -> Result {
+        Ok(())
+    }
+}
+
+/// A registered filesystem type: a `struct file_system_type` in static storage.
+///
+/// # Invariants
+///
+/// `fs` is only written by [`Registration::register`] before it is passed
+/// to `register_filesystem`, and by the VFS (under its own locks) after.
+#[repr(transparent)]
+pub struct Registration<T: FileSystem> {
+    fs: Opaque<bindings::file_system_type>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The C side synchronises all access to a registered
+// `file_system_type` (`file_systems_lock`, `sb_lock`); before registration
+// only `register` writes it, and `register` takes `&'static self` in the
+// module's `init`, which runs once, before anyone else can see the static.
+unsafe impl<T: FileSystem> Sync for Registration<T> {}
+
+impl<T: FileSystem> Registration<T> {
+    /// A registration for `T`, to be stored in a `static` and registered by
+    /// [`Registration::register`].
+    pub const fn new() -> Self {
+        // SAFETY: `file_system_type` is a C struct of pointers, integers and
+        // lock class keys, for all of which all-zeroes is a valid value.
+        let mut fs: bindings::file_system_type = unsafe { core::mem::zeroed() };
+        fs.name = T::NAME.as_char_ptr();
+        fs.fs_flags = bindings::FS_REQUIRES_DEV as i32;
+        fs.init_fs_context = Some(Tables::<T>::init_fs_context);
+        fs.kill_sb = Some(Tables::<T>::kill_sb);
+        fs.parameters = param::Spec::as_table(T::PARAMS);
+        Self { fs: Opaque::new(fs), _p: PhantomData }
+    }
+
+    /// Registers the filesystem with the VFS; it stays registered until the
+    /// returned [`Registered`] is dropped.
+    pub fn register(&'static self, module: &'static ThisModule) -> Result<Registered<T>> {
+        let fs = self.fs.get();
+        // SAFETY: Not yet registered (type invariant: `register` is the only
+        // writer before registration, and it consumes the registration into
+        // a `Registered` below, which unregisters on drop).
+        unsafe { (*fs).owner = module.as_ptr() };
+        // SAFETY: `fs` is a valid, fully initialised `file_system_type` in
+        // static storage, as lockdep requires for its keys.
+        to_result(unsafe { bindings::register_filesystem(fs) })?;
+        Ok(Registered { reg: self })
+    }
+}
+
+impl<T: FileSystem> Default for Registration<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Proof that a [`Registration`] is registered; unregisters on drop.
+pub struct Registered<T: FileSystem> {
+    reg: &'static Registration<T>,
+}
+
+impl<T: FileSystem> Drop for Registered<T> {
+    fn drop(&mut self) {
+        // SAFETY: The type was registered by `Registration::register`.
+        unsafe { bindings::unregister_filesystem(self.reg.fs.get()) };
+    }
+}
+
+/// The C callbacks of a filesystem type, forwarding to `T`.
+struct Tables<T: FileSystem>(PhantomData<T>);
+
+impl<T: FileSystem> Tables<T> {
+    const CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_operations {
+        free: Some(Self::free),
+        dup: None,
+        parse_param: Some(Self::parse_param),
+        parse_monolithic: None,
+        get_tree: Some(Self::get_tree),
+        reconfigure: Some(Self::reconfigure),
+    };
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a new `fs_context` for this filesystem type.
+    unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> core::ffi::c_int {
+        from_result(|| {
+            let opts = crate::alloc::KBox::new(T::Options::default(), crate::alloc::flags::GFP_KERNEL)?;
+            // SAFETY: `fc` is valid (function safety requirement); the
+            // options are freed in `free`, which the VFS calls exactly once.
+            unsafe {
+                (*fc).fs_private = crate::alloc::KBox::into_raw(opts).cast();
+                (*fc).ops = &Self::CONTEXT_OPS;
+            }
+            Ok(0)
+        })
+    }
+
+    /// Takes the options out of `fc`, leaving defaults in their place.
+    ///
+    /// # Safety
+    ///
+    /// `fc` is a valid context set up by `init_fs_context`.
+    unsafe fn options(fc: *mut bindings::fs_context) -> &'static mut T::Options {
+        // SAFETY: `fs_private` points to the `KBox<T::Options>` installed by
+        // `init_fs_context`, alive until `free`; the VFS serialises the
+        // calls on one context (`uapi_mutex`).
+        unsafe { &mut *(*fc).fs_private.cast::<T::Options>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS once, when the context is freed.
+    unsafe extern "C" fn free(fc: *mut bindings::fs_context) {
+        // SAFETY: `fc` is valid; `fs_private` is null (allocation failed in
+        // `init_fs_context`) or the box installed there.
+        let p = unsafe { (*fc).fs_private.cast::<T::Options>() };
+        if !p.is_null() {
+            // SAFETY: `p` came from `KBox::into_raw` and is freed only here.
+            drop(unsafe { crate::alloc::KBox::from_raw(p) });
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid context and parameter.
+    unsafe extern "C" fn parse_param(fc: *mut bindings::fs_context, p: *mut bindings::fs_parameter) -> core::ffi::c_int {
+        from_result(|| {
+            let mut result = core::mem::MaybeUninit::<bindings::fs_parse_result>::zeroed();
+            // SAFETY: `fc` and `p` are valid; the table is `T::PARAMS`,
+            // terminated by `Spec::END` (checked when it was made a table).
+            let opt = unsafe {
+                bindings::__fs_parse(&mut (*fc).log, param::Spec::as_table(T::PARAMS), p, result.as_mut_ptr())
+            };
+            if opt < 0 {
+                return Err(crate::error::Error::from_errno(opt));
+            }
+            // SAFETY: `__fs_parse` filled `result` (it was zeroed anyway).
+            let value = param::Value::from_raw(unsafe { &result.assume_init() });
+            // SAFETY: `fc` comes from `init_fs_context` (safety requirement).
+            T::parse_param(unsafe { Self::options(fc) }, opt as u8, value)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a valid context.
+    unsafe extern "C" fn get_tree(fc: *mut bindings::fs_context) -> core::ffi::c_int {
+        // SAFETY: `fc` is valid; `fill_super` has the signature required.
+        unsafe { bindings::get_tree_bdev(fc, Some(Self::fill_super)) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `get_tree_bdev` with a new, locked super block whose block
+    /// device is open.
+    unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_context) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: `fc` comes from `init_fs_context`.
+            let opts = core::mem::take(unsafe { Self::options(fc) });
+            // SAFETY: `sb` is new and exclusively ours until it is returned.
+            let new_sb = unsafe { sb::NewSuperBlock::<T>::from_raw(sb) };
+            new_sb.init_ops();
+            let data = T::fill_super(&new_sb, opts)?;
+            // SAFETY: `s_fs_info` is ours; `kill_sb` frees it.
+            unsafe { (*sb).s_fs_info = data.into_foreign() as *mut _ };
+            // SAFETY: `s_fs_info` is now set, so the super block is a
+            // valid `SuperBlock<T>`.
+            let sbr = unsafe { sb::SuperBlock::<T>::from_raw(sb) };
+            let root = T::root(sbr)?;
+            // SAFETY: `d_make_root` consumes the inode reference (on failure
+            // too), which `into_raw` hands over.
+            let dentry = unsafe { bindings::d_make_root(crate::types::ARef::into_raw(root).as_ptr().cast()) };
+            if dentry.is_null() {
+                return Err(ENOMEM);
+            }
+            // SAFETY: `sb` is locked and ours.
+            unsafe { (*sb).s_root = dentry };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS on remount with a valid context whose `root` is
+    /// the mounted filesystem's root.
+    unsafe extern "C" fn reconfigure(fc: *mut bindings::fs_context) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: On reconfiguration `fc->root` is the root of a mounted
+            // super block of this type, so `s_fs_info` is set.
+            let sbr = unsafe { sb::SuperBlock::<T>::from_raw((*(*fc).root).d_sb) };
+            // SAFETY: `fc` comes from `init_fs_context`.
+            let opts = core::mem::take(unsafe { Self::options(fc) });
+            // SAFETY: `fc` is valid.
+            let mut flags = sb::MountFlags::from_raw(unsafe { (*fc).sb_flags });
+            T::reconfigure(sbr, opts, &mut flags)?;
+            // SAFETY: `fc` is valid and ours during the call.
+            unsafe { (*fc).sb_flags = flags.as_raw() };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS once, when the super block is torn down.
+    unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
+        // SAFETY: `sb` is valid; the VFS is done with it but for this call.
+        unsafe { bindings::kill_block_super(sb) };
+        // SAFETY: `sb` stays allocated until after `kill_sb`; `s_fs_info`
+        // is null if `fill_super` failed before setting it.
+        let info = unsafe { (*sb).s_fs_info };
+        if !info.is_null() {
+            // SAFETY: `info` came from `into_foreign` in `fill_super`, and
+            // nothing uses it after `kill_block_super` has evicted every
+            // inode and written back everything.
+            drop(unsafe { T::Data::from_foreign(info) });
+        }
+    }
+}

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Super blocks.
+//!
+//! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
+
+use super::{buffer::Buffer, inode, FileSystem};
+use crate::bindings;
+use crate::error::{code::*, from_result, Result};
+use crate::types::{ARef, ForeignOwnable, Opaque};
+use core::marker::PhantomData;
+
+/// A mounted super block of filesystem `T`.
+///
+/// # Invariants
+///
+/// The wrapped `struct super_block` belongs to a filesystem of type `T`
+/// and its `s_fs_info` was set from a `T::Data` by `fill_super`, and stays
+/// valid until `kill_sb`.  References to a `SuperBlock` exist only while
+/// the super block is active (from inside its own callbacks, or through an
+/// inode or file of it).
+#[repr(transparent)]
+pub struct SuperBlock<T: FileSystem>(Opaque<bindings::super_block>, PhantomData<T>);
+
+impl<T: FileSystem> SuperBlock<T> {
+    /// # Safety
+    ///
+    /// `sb` is a valid super block of type `T` with `s_fs_info` set, that
+    /// stays valid for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(sb: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: `SuperBlock` is transparent over the C struct; validity
+        // per the safety requirements.
+        unsafe { &*sb.cast() }
+    }
+
+    pub(crate) fn as_raw(&self) -> *mut bindings::super_block {
+        self.0.get()
+    }
+
+    /// The filesystem's data, as returned by [`FileSystem::fill_super`].
+    pub fn data(&self) -> <T::Data as ForeignOwnable>::Borrowed<'_> {
+        // SAFETY: `s_fs_info` holds a `T::Data` until `kill_sb`, and `&self`
+        // cannot outlive the mount (type invariants).
+        unsafe { T::Data::borrow((*self.as_raw()).s_fs_info) }
+    }
+
+    /// The block size the buffer cache uses for this device.
+    pub fn block_size(&self) -> u32 {
+        // SAFETY: Read-only after `fill_super`.
+        unsafe { (*self.as_raw()).s_blocksize as u32 }
+    }
+
+    /// The device's name, e.g. `vda`.
+    pub fn device_name(&self) -> &crate::str::CStr {
+        // SAFETY: `s_id` is a NUL-terminated array set when the super block
+        // was created and never changed afterwards.
+        unsafe { crate::str::CStr::from_char_ptr((*self.as_raw()).s_id.as_ptr()) }
+    }
+
+    /// Whether the filesystem is mounted read-only.
+    pub fn is_read_only(&self) -> bool {
+        // SAFETY: A racy read of the flags is what `sb_rdonly` does too.
+        unsafe { (*self.as_raw()).s_flags & bindings::SB_RDONLY != 0 }
+    }
+
+    /// Makes the filesystem read-only (after detecting corruption, for
+    /// `errors=remount-ro`), as ext2's `ext2_error` does.
+    pub fn force_read_only(&self) {
+        // SAFETY: The super block is valid; ext2 sets the flag the same way
+        // without `s_umount`, as a one-way transition.
+        unsafe { (*self.as_raw()).s_flags |= bindings::SB_RDONLY };
+    }
+
+    /// Reads block `block` of the device through the buffer cache.
+    pub fn bread(&self, block: u64) -> Result<Buffer> {
+        // SAFETY: The super block is valid and its device open.
+        Buffer::read(unsafe { (*self.as_raw()).s_bdev }, block, self.block_size())
+    }
+
+    /// Returns the in-memory inode `ino`, reading it with `T::read_inode`
+    /// style code through [`inode::New`] if it is not cached.
+    pub fn iget(&self, ino: u64) -> Result<inode::Lookup<T>> {
+        inode::Lookup::get(self, ino)
+    }
+}
+
+/// A super block being set up by [`FileSystem::fill_super`].
+///
+/// # Invariants
+///
+/// The super block is new, locked, and seen by nobody else; `s_fs_info` is
+/// not set yet.
+pub struct NewSuperBlock<'a, T: FileSystem> {
+    sb: *mut bindings::super_block,
+    _p: PhantomData<(&'a (), T)>,
+}
+
+impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
+    /// # Safety
+    ///
+    /// `sb` is a new super block of type `T` being filled, valid for `'a`.
+    pub(crate) unsafe fn from_raw(sb: *mut bindings::super_block) -> Self {
+        Self { sb, _p: PhantomData }
+    }
+
+    pub(crate) fn init_ops(&self) {
+        // SAFETY: The super block is ours (type invariant).
+        unsafe {
+            (*self.sb).s_op = &Tables::<T>::SUPER_OPS;
+            (*self.sb).s_magic = T::MAGIC as _;
+            (*self.sb).s_time_gran = 1;
+        }
+    }
+
+    /// Sets the block size of the device's buffer cache.  Fails with
+    /// `EINVAL` if the device cannot use it (e.g. smaller than its
+    /// logical block size).
+    pub fn set_block_size(&self, size: u32) -> Result {
+        // SAFETY: The super block is ours and has its device.
+        if unsafe { bindings::sb_set_blocksize(self.sb, size as i32) } == 0 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Sets the smallest block size the device allows that is at least
+    /// `size`, and returns it.
+    pub fn set_min_block_size(&self, size: u32) -> Result<u32> {
+        // SAFETY: The super block is ours and has its device.
+        let got = unsafe { bindings::sb_min_blocksize(self.sb, size as i32) };
+        if got == 0 {
+            return Err(EINVAL);
+        }
+        Ok(got as u32)
+    }
+
+    /// The block size currently set.
+    pub fn block_size(&self) -> u32 {
+        // SAFETY: The super block is ours.
+        unsafe { (*self.sb).s_blocksize as u32 }
+    }
+
+    /// The device's size in bytes.
+    pub fn device_size(&self) -> u64 {
+        // SAFETY: The device is open for the life of the super block.
+        let bytes = unsafe { bindings::bdev_nr_bytes((*self.sb).s_bdev) };
+        bytes.max(0) as u64
+    }
+
+    /// The device's name, e.g. `vda`.
+    pub fn device_name(&self) -> &crate::str::CStr {
+        // SAFETY: `s_id` is set before `fill_super` and NUL terminated.
+        unsafe { crate::str::CStr::from_char_ptr((*self.sb).s_id.as_ptr()) }
+    }
+
+    /// Reads block `block` (in units of the current block size).
+    pub fn bread(&self, block: u64) -> Result<Buffer> {
+        // SAFETY: The device is open.
+        Buffer::read(unsafe { (*self.sb).s_bdev }, block, self.block_size())
+    }
+
+    /// Sets the largest file size the filesystem supports.
+    pub fn set_max_bytes(&self, max: u64) {
+        // SAFETY: The super block is ours.
+        unsafe { (*self.sb).s_maxbytes = max.min(i64::MAX as u64) as i64 };
+    }
+
+    /// Whether the mount asked for read-only.
+    pub fn is_read_only(&self) -> bool {
+        // SAFETY: The super block is ours.
+        unsafe { (*self.sb).s_flags & bindings::SB_RDONLY != 0 }
+    }
+
+    /// Forces the mount read-only (for a filesystem, or a state of one,
+    /// that cannot be written).
+    pub fn force_read_only(&self) {
+        // SAFETY: The super block is ours.
+        unsafe { (*self.sb).s_flags |= bindings::SB_RDONLY };
+    }
+
+    /// Sets the UUID reported by `statx`/`FS_IOC_GETFSUUID` (`s_uuid`).
+    pub fn set_uuid(&self, uuid: &[u8; 16]) {
+        // SAFETY: The super block is ours; `s_uuid` is 16 bytes.
+        unsafe {
+            (*self.sb).s_uuid.b.copy_from_slice(uuid);
+            (*self.sb).s_uuid_len = 16;
+        }
+    }
+}
+
+/// Mount flags of a (re)mount request.
+#[derive(Clone, Copy, Debug)]
+pub struct MountFlags(u32);
+
+impl MountFlags {
+    pub(crate) fn from_raw(f: u32) -> Self {
+        Self(f)
+    }
+
+    pub(crate) fn as_raw(self) -> u32 {
+        self.0
+    }
+
+    /// Whether the request is for a read-only mount.
+    pub fn read_only(&self) -> bool {
+        self.0 & bindings::SB_RDONLY as u32 != 0
+    }
+
+    /// Makes the request read-only.
+    pub fn set_read_only(&mut self) {
+        self.0 |= bindings::SB_RDONLY as u32;
+    }
+}
+
+/// Filesystem statistics for `statfs(2)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stat {
+    /// Block size (`f_bsize`).
+    pub block_size: u32,
+    /// Total data blocks (`f_blocks`).
+    pub blocks: u64,
+    /// Free blocks (`f_bfree`, also `f_bavail`: nothing is reserved).
+    pub free_blocks: u64,
+    /// Total inodes (`f_files`).
+    pub files: u64,
+    /// Free inodes (`f_ffree`).
+    pub free_files: u64,
+    /// Longest file name (`f_namelen`).
+    pub name_len: u32,
+    /// Filesystem id (`f_fsid`), usually from the UUID.
+    pub fsid: u64,
+}
+
+struct Tables<T: FileSystem>(PhantomData<T>);
+
+impl<T: FileSystem> Tables<T> {
+    const SUPER_OPS: bindings::super_operations = {
+        // SAFETY: All-zeroes is a valid `super_operations` (all `None`).
+        let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
+        ops.alloc_inode = Some(inode::Tables::<T>::alloc_inode);
+        ops.free_inode = Some(inode::Tables::<T>::free_inode);
+        ops.statfs = Some(Self::statfs);
+        ops
+    };
+
+    /// # Safety
+    ///
+    /// Called by the VFS with a dentry of a mounted filesystem of type `T`
+    /// and a valid output buffer.
+    unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: The dentry pins its super block, whose `s_fs_info` is set.
+            let sb = unsafe { SuperBlock::<T>::from_raw((*dentry).d_sb) };
+            let s = T::statfs(sb)?;
+            // SAFETY: `buf` is valid for writing (function safety requirement).
+            let buf = unsafe { &mut *buf };
+            buf.f_type = T::MAGIC as _;
+            buf.f_bsize = s.block_size as _;
+            buf.f_blocks = s.blocks;
+            buf.f_bfree = s.free_blocks;
+            buf.f_bavail = s.free_blocks;
+            buf.f_files = s.files;
+            buf.f_ffree = s.free_files;
+            buf.f_namelen = s.name_len as _;
+            buf.f_frsize = s.block_size as _;
+            buf.f_fsid.val = [s.fsid as u32 as i32, (s.fsid >> 32) as u32 as i32];
+            Ok(0)
+        })
+    }
+}
+
+// Keep `ARef` in scope for the docs of `iget`.
+#[allow(dead_code)]
+type _Doc<T> = Option<ARef<inode::INode<T>>>;
