@@ -172,7 +172,7 @@ impl FileSystem for Rbfs {
             GFP_KERNEL,
         )?;
         pr_info!(
-            "rbfs: {}: mounted ({} blocks of {} bytes, {} inodes)\n",
+            "{}: mounted ({} blocks of {} bytes, {} inodes)\n",
             dev,
             info.sb.layout.blocks_count,
             bs,
