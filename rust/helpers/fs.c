@@ -2,7 +2,10 @@
 
 #include <linux/blkdev.h>
 #include <linux/buffer_head.h>
+#include <linux/bio.h>
 #include <linux/fs.h>
+#include <linux/pagemap.h>
+#include <linux/writeback.h>
 
 bool rust_helper_dir_emit(struct dir_context *ctx, const char *name, int namelen,
 			  u64 ino, unsigned int type)
@@ -29,4 +32,112 @@ void rust_helper_i_gid_write(struct inode *inode, gid_t gid)
 loff_t rust_helper_bdev_nr_bytes(struct block_device *bdev)
 {
 	return bdev_nr_bytes(bdev);
+}
+
+/* Folios and their buffers (the write path). */
+
+struct buffer_head *rust_helper_folio_buffers(struct folio *folio)
+{
+	return folio_buffers(folio);
+}
+
+void rust_helper_folio_get(struct folio *folio)
+{
+	folio_get(folio);
+}
+
+void rust_helper_folio_put(struct folio *folio)
+{
+	folio_put(folio);
+}
+
+loff_t rust_helper_folio_pos(struct folio *folio)
+{
+	return folio_pos(folio);
+}
+
+size_t rust_helper_folio_size(struct folio *folio)
+{
+	return folio_size(folio);
+}
+
+bool rust_helper_folio_test_writeback(struct folio *folio)
+{
+	return folio_test_writeback(folio);
+}
+
+bool rust_helper_folio_test_locked(struct folio *folio)
+{
+	return folio_test_locked(folio);
+}
+
+void rust_helper_folio_zero_segment(struct folio *folio, size_t start, size_t xend)
+{
+	folio_zero_segment(folio, start, xend);
+}
+
+bool rust_helper_bh_test_state(struct buffer_head *bh, unsigned int bit)
+{
+	return test_bit(bit, &bh->b_state);
+}
+
+void rust_helper_bh_set_state(struct buffer_head *bh, unsigned int bit)
+{
+	set_bit(bit, &bh->b_state);
+}
+
+void rust_helper_bh_clear_state(struct buffer_head *bh, unsigned int bit)
+{
+	clear_bit(bit, &bh->b_state);
+}
+
+bool rust_helper_bh_test_and_clear_state(struct buffer_head *bh, unsigned int bit)
+{
+	return test_and_clear_bit(bit, &bh->b_state);
+}
+
+void rust_helper_lock_buffer(struct buffer_head *bh)
+{
+	lock_buffer(bh);
+}
+
+int rust_helper_trylock_buffer(struct buffer_head *bh)
+{
+	return trylock_buffer(bh);
+}
+
+unsigned long rust_helper_bh_uptodate_lock_irqsave(struct buffer_head *bh)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&bh->b_uptodate_lock, flags);
+	return flags;
+}
+
+void rust_helper_bh_uptodate_unlock_irqrestore(struct buffer_head *bh,
+					       unsigned long flags)
+{
+	spin_unlock_irqrestore(&bh->b_uptodate_lock, flags);
+}
+
+/* Bios and writeback control. */
+
+void rust_helper_bio_first_folio(struct folio_iter *fi, struct bio *bio, int i)
+{
+	bio_first_folio(fi, bio, i);
+}
+
+void rust_helper_bio_next_folio(struct folio_iter *fi, struct bio *bio)
+{
+	bio_next_folio(fi, bio);
+}
+
+blk_opf_t rust_helper_wbc_to_write_flags(struct writeback_control *wbc)
+{
+	return wbc_to_write_flags(wbc);
+}
+
+void rust_helper_mapping_set_error(struct address_space *mapping, int error)
+{
+	mapping_set_error(mapping, error);
 }

@@ -30,9 +30,11 @@ pub mod address_space;
 pub mod buffer;
 pub mod dentry;
 pub mod file;
+pub mod folio;
 pub mod inode;
 pub mod param;
 pub mod sb;
+pub mod writeback;
 
 /// The size of a sector, the unit of `struct kstatfs` and `i_blocks`.
 pub const SECTOR_SIZE: u64 = 512;

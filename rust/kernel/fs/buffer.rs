@@ -43,6 +43,90 @@ impl BufferHead {
         // SAFETY: Fixed for the life of the buffer head.
         unsafe { (*self.as_raw()).b_size }
     }
+
+    /// Byte offset of the buffer's data in its folio (`bh_offset`).
+    pub fn offset_in_folio(&self) -> usize {
+        // SAFETY: `b_data` and `b_folio` are fixed while the buffer is
+        // attached; for a lowmem folio `b_data` is the address of the data,
+        // and the offset is taken modulo the folio size as `bh_offset` does.
+        unsafe {
+            let folio = (*self.as_raw()).__bindgen_anon_1.b_folio;
+            let size = bindings::folio_size(folio);
+            ((*self.as_raw()).b_data as usize) & (size - 1)
+        }
+    }
+
+    pub(crate) fn folio_raw(&self) -> *mut bindings::folio {
+        // SAFETY: Fixed while the buffer is attached to its folio.
+        unsafe { (*self.as_raw()).__bindgen_anon_1.b_folio }
+    }
+
+    /// Whether state bit `s` is set.
+    pub fn test(&self, s: State) -> bool {
+        // SAFETY: An atomic `test_bit` on `b_state` of a valid buffer.
+        unsafe { bindings::bh_test_state(self.as_raw(), s as u32) }
+    }
+
+    /// Sets state bit `s` (atomically).
+    pub fn set(&self, s: State) {
+        // SAFETY: An atomic `set_bit` on `b_state` of a valid buffer.
+        unsafe { bindings::bh_set_state(self.as_raw(), s as u32) }
+    }
+
+    /// Clears state bit `s` (atomically).
+    pub fn clear(&self, s: State) {
+        // SAFETY: An atomic `clear_bit` on `b_state` of a valid buffer.
+        unsafe { bindings::bh_clear_state(self.as_raw(), s as u32) }
+    }
+
+    /// Clears state bit `s` and returns whether it was set.
+    pub fn test_and_clear(&self, s: State) -> bool {
+        // SAFETY: An atomic `test_and_clear_bit` on `b_state`.
+        unsafe { bindings::bh_test_and_clear_state(self.as_raw(), s as u32) }
+    }
+
+    /// Takes the buffer lock, sleeping if needed.
+    ///
+    /// The caller must not hold an unsubmitted bio (the lock holder may be
+    /// waiting for I/O that bio would start).
+    pub fn lock(&self) {
+        // SAFETY: A valid buffer; `lock_buffer` may sleep, which the caller
+        // allows by calling this.
+        unsafe { bindings::lock_buffer(self.as_raw()) }
+    }
+
+    /// Takes the buffer lock if it is free.
+    pub fn try_lock(&self) -> bool {
+        // SAFETY: A valid buffer.
+        unsafe { bindings::trylock_buffer(self.as_raw()) != 0 }
+    }
+
+    /// Marks a locked buffer `BH_Async_Write` (it stays locked until its
+    /// write completes).
+    pub fn mark_async_write(&self) {
+        // SAFETY: A valid buffer, locked by the caller.
+        unsafe { bindings::mark_buffer_async_write(self.as_raw()) }
+    }
+}
+
+/// Buffer state bits (`enum bh_state_bits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    /// Contains valid data.
+    Uptodate = bindings::bh_state_bits_BH_Uptodate,
+    /// Is dirty.
+    Dirty = bindings::bh_state_bits_BH_Dirty,
+    /// Is locked.
+    Lock = bindings::bh_state_bits_BH_Lock,
+    /// Has a disk mapping.
+    Mapped = bindings::bh_state_bits_BH_Mapped,
+    /// Newly allocated by `get_block`, not yet written.
+    New = bindings::bh_state_bits_BH_New,
+    /// Under an asynchronous write whose completion ends folio writeback.
+    AsyncWrite = bindings::bh_state_bits_BH_Async_Write,
+    /// The last write failed.
+    WriteIoError = bindings::bh_state_bits_BH_Write_EIO,
 }
 
 /// A referenced, up-to-date block read through the buffer cache
