@@ -201,7 +201,7 @@ pub struct Writeback<'a> {
 
 impl<'a> Writeback<'a> {
     fn marked(&self) -> usize {
-        let Some(first) = NonNull::new(unsafe_folio_buffers(self.folio)) else {
+        let Some(first) = NonNull::new(buffers_under_writeback(self.folio)) else {
             return 0;
         };
         Buffers { first, next: Some(first), _p: core::marker::PhantomData }
@@ -226,12 +226,12 @@ impl<'a> Writeback<'a> {
             return None;
         }
         // SAFETY: The folio has buffers, since some are marked.
-        let first = unsafe { NonNull::new_unchecked(unsafe_folio_buffers(self.folio)) };
+        let first = unsafe { NonNull::new_unchecked(buffers_under_writeback(self.folio)) };
         Some(InFlight { remaining: count, next: Some(first), _p: core::marker::PhantomData })
     }
 }
 
-fn unsafe_folio_buffers(folio: &Folio) -> *mut bindings::buffer_head {
+fn buffers_under_writeback(folio: &Folio) -> *mut bindings::buffer_head {
     // SAFETY: A folio under writeback started by us, still locked by the
     // `Locked` that `Writeback` borrows from, keeps its buffers.
     unsafe { bindings::folio_buffers(folio.as_raw()) }

@@ -6,7 +6,6 @@ use crate::format::{self, DirBlock};
 use crate::inode::iget;
 use crate::sb::{corrupt, euclean, Rbfs};
 use crate::bmap;
-use kernel::fs::buffer::Buffer;
 use kernel::fs::file::{self, DirEmitter};
 use kernel::fs::inode::{self, INode};
 use kernel::prelude::*;
@@ -26,8 +25,9 @@ fn dir_blocks(dir: &INode<Rbfs>) -> u64 {
     dir.size() >> dir.super_block().data().block_log()
 }
 
-/// Reads block `index` of a directory and checks its tail and checksum.
-fn read_block(dir: &INode<Rbfs>, index: u64) -> Result<Buffer> {
+/// Reads block `index` of a directory, checks its tail and checksum once,
+/// and runs `f` on it.
+fn with_block<R>(dir: &INode<Rbfs>, index: u64, f: impl FnOnce(DirBlock<'_>) -> Result<R>) -> Result<R> {
     let sb = dir.super_block();
     let Some(block) = bmap::map(dir, index)? else {
         if sb.data().reports_allowed() {
@@ -36,9 +36,9 @@ fn read_block(dir: &INode<Rbfs>, index: u64) -> Result<Buffer> {
         return Err(euclean());
     };
     let buf = sb.bread(u64::from(block))?;
-    DirBlock::parse(buf.data(), index == 0)
+    let parsed = DirBlock::parse(buf.data(), index == 0)
         .map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))?;
-    Ok(buf)
+    f(parsed)
 }
 
 #[vtable]
@@ -48,14 +48,14 @@ impl inode::Operations for DirOps {
     fn lookup(parent: &INode<Rbfs>, name: &[u8]) -> Result<Option<ARef<INode<Rbfs>>>> {
         let sb = parent.super_block();
         for index in 0..dir_blocks(parent) {
-            let buf = read_block(parent, index)?;
-            let block = DirBlock::parse(buf.data(), index == 0).map_err(|_| euclean())?;
-            let found = block
-                .find(name)
-                .map_err(|e| corrupt(sb, format_args!("directory {} block {}", parent.ino(), index), e))?;
-            if let Some(entry) = found {
-                let ino = entry.ino;
-                drop(buf);
+            let found = with_block(parent, index, |block| {
+                let entry = block
+                    .find(name)
+                    .map_err(|e| corrupt(sb, format_args!("directory {} block {}", parent.ino(), index), e))?;
+                Ok(entry.map(|e| e.ino))
+            })?;
+            // The directory block is released before reading the inode.
+            if let Some(ino) = found {
                 return iget(sb, ino).map(Some);
             }
         }
@@ -79,18 +79,23 @@ impl file::Operations for DirOps {
         for index in first..dir_blocks(dir) {
             let start = (index as i64) << log;
             let skip = if index == first { (pos - start) as usize } else { 0 };
-            let buf = read_block(dir, index)?;
-            let block = DirBlock::parse(buf.data(), index == 0).map_err(|_| euclean())?;
-            for entry in block.iter() {
-                let entry = entry.map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))?;
-                if entry.offset < skip {
-                    continue;
+            let full = with_block(dir, index, |block| {
+                for entry in block.iter() {
+                    let entry =
+                        entry.map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))?;
+                    if entry.offset < skip {
+                        continue;
+                    }
+                    emitter.set_pos(start + entry.offset as i64);
+                    if !emitter.emit(entry.name, u64::from(entry.ino), entry.file_type) {
+                        return Ok(true);
+                    }
+                    emitter.set_pos(start + (entry.offset + entry.rec_len) as i64);
                 }
-                emitter.set_pos(start + entry.offset as i64);
-                if !emitter.emit(entry.name, u64::from(entry.ino), entry.file_type) {
-                    return Ok(());
-                }
-                emitter.set_pos(start + (entry.offset + entry.rec_len) as i64);
+                Ok(false)
+            })?;
+            if full {
+                return Ok(());
             }
             emitter.set_pos(start + bs);
         }

@@ -1873,11 +1873,9 @@ fn find_slot(buf: &[u8], first: bool, need: usize) -> Result<Option<(usize, usiz
     Ok(None)
 }
 
-/// Adds entry `name` -> `ino` of type `ft` to a verified directory block,
-/// reusing an unused record or splitting the slack of a used one (as ext2
-/// does), then reseals.  Returns the new entry's offset.  Fails with
-/// `Exists` if the name is present and `NoSpace` if it does not fit.
-pub fn dir_insert(buf: &mut [u8], first: bool, name: &[u8], ino: u32, ft: u8) -> Result<usize> {
+/// Checks the parts of a new entry that do not depend on the block: its
+/// name, a non-zero inode number and a known file type.
+fn check_new_entry(name: &[u8], ino: u32, ft: u8) -> Result<()> {
     check_name(name)?;
     if ino == 0 {
         return Err(FormatError::BadInodeNumber(0));
@@ -1885,6 +1883,15 @@ pub fn dir_insert(buf: &mut [u8], first: bool, name: &[u8], ino: u32, ft: u8) ->
     if !dt_is_valid(ft) {
         return Err(FormatError::BadFileType(ft));
     }
+    Ok(())
+}
+
+/// Adds entry `name` -> `ino` of type `ft` to a verified directory block,
+/// reusing an unused record or splitting the slack of a used one (as ext2
+/// does), then reseals.  Returns the new entry's offset.  Fails with
+/// `Exists` if the name is present and `NoSpace` if it does not fit.
+pub fn dir_insert(buf: &mut [u8], first: bool, name: &[u8], ino: u32, ft: u8) -> Result<usize> {
+    check_new_entry(name, ino, ft)?;
     let block = DirBlock::parse(buf, first)?;
     block.validate()?;
     if block.find(name)?.is_some() {
@@ -1938,13 +1945,7 @@ pub fn dir_remove(buf: &mut [u8], first: bool, name: &[u8]) -> Result<u32> {
 /// Points existing entry `name` at a new inode and type (rename over an
 /// existing name), then reseals.  Returns the old inode number.
 pub fn dir_replace(buf: &mut [u8], first: bool, name: &[u8], ino: u32, ft: u8) -> Result<u32> {
-    check_name(name)?;
-    if ino == 0 {
-        return Err(FormatError::BadInodeNumber(0));
-    }
-    if !dt_is_valid(ft) {
-        return Err(FormatError::BadFileType(ft));
-    }
+    check_new_entry(name, ino, ft)?;
     let block = DirBlock::parse(buf, first)?;
     block.validate()?;
     let e = block.find(name)?.ok_or(FormatError::NotFound)?;
