@@ -27,9 +27,10 @@ cp "$ko" "$stage/lib/modules/"
 for f in "$guestbin"/*; do
 	[ -f "$f" ] && [ -x "$f" ] && cp "$f" "$stage/usr/bin/"
 done
-# mkfs.rbfs (cargo cannot name a binary with a dot) and a mkfs(8) front end,
+# mkfs.rbfs and fsck.rbfs (cargo cannot name a binary with a dot) and a mkfs(8) front end,
 # which busybox does not have, so `mkfs -t rbfs` works as usual.
 mv "$stage/usr/bin/mkfs-rbfs" "$stage/sbin/mkfs.rbfs"
+mv "$stage/usr/bin/fsck-rbfs" "$stage/sbin/fsck.rbfs"
 install -m 755 "$RBFS_ROOT/qemu/guest/mkfs" "$stage/sbin/mkfs"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$stage/etc/passwd"
 echo 'root:x:0:' > "$stage/etc/group"

@@ -5,6 +5,6 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$RBFS_ROOT/tools"
-cargo build -q --release --locked -p rbfs-verdict -p rbfs-mkfs
+cargo build -q --release --locked -p rbfs-verdict -p rbfs-mkfs -p rbfs-fsck
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/guest \
-	cargo build -q --release --locked -p rbfs-guest-tools -p rbfs-mkfs --target x86_64-unknown-linux-gnu
+	cargo build -q --release --locked -p rbfs-guest-tools -p rbfs-mkfs -p rbfs-fsck --target x86_64-unknown-linux-gnu

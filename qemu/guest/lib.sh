@@ -47,6 +47,15 @@ dmesg_has() {
 	dmesg | grep -qE "$1"
 }
 
+# fsck_clean DEVICE: fsck.rbfs -n finds nothing wrong on an unmounted rbfs.
+fsck_clean() {
+	if ! fsck.rbfs -n "$1" > /tmp/fsck.out 2>&1; then
+		cat /tmp/fsck.out
+		fail "fsck.rbfs -n $1 found problems"
+	fi
+	tail -n1 /tmp/fsck.out
+}
+
 module_loaded() {
 	grep -q '^rbfs ' /proc/modules
 }

@@ -102,6 +102,7 @@ check_bs() {
 	echo 3 > /proc/sys/vm/drop_caches
 	expect_eq "checksum after drop_caches" "$(sha256sum < /mnt/big)" "$(sha256sum < $SRC/big)"
 	umount /mnt
+	fsck_clean "$TEST_DISK"
 }
 
 test_bs512() { check_bs 512; }
