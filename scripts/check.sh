@@ -55,7 +55,7 @@ rm -f "$log"
 
 # Guest runs, one boot each.  RBFS_CHECK_SCENARIOS overrides the list.
 counts=$(mktemp)
-for sc in ${RBFS_CHECK_SCENARIOS:-smoke read}; do
+for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write}; do
 	echo "== [$(elapsed)] guest: $sc" >&2
 	: > "$counts"
 	qemu/run.sh --kernel debug --scenario "$sc" --counts "$counts" --timeout "${RBFS_GUEST_TIMEOUT:-900}"

@@ -141,3 +141,8 @@ void rust_helper_mapping_set_error(struct address_space *mapping, int error)
 {
 	mapping_set_error(mapping, error);
 }
+
+struct folio *rust_helper_page_folio(struct page *page)
+{
+	return page_folio(page);
+}

@@ -3,9 +3,10 @@
 //! rbfs: a block-backed filesystem whose data path is Rust.
 //!
 //! The on-disk format is `rbfs/format.rs`, shared with the userspace tools
-//! (see Documentation/filesystems/rbfs.rst).  This version mounts
-//! read-only: it reads the super block, inodes, directories and files
-//! written by `mkfs.rbfs -d`; the Rust writeback path comes next.
+//! (see Documentation/filesystems/rbfs.rst).  This version reads the super
+//! block, inodes, directories and files written by `mkfs.rbfs -d`; with
+//! `-o experimental_rw` it also writes file data in place, through the
+//! Rust writeback path (`rbfs/write.rs`), but allocates nothing yet.
 //!
 //! Everything here is safe Rust over the abstractions in `kernel::fs`.
 
@@ -23,6 +24,8 @@ mod dir;
 mod inode;
 #[path = "rbfs/sb.rs"]
 mod sb;
+#[path = "rbfs/write.rs"]
+mod write;
 
 /// Version of the module, logged at load time.
 const VERSION: &str = "0.2.0";

@@ -79,6 +79,38 @@ pub struct FolioSegment<'a> {
     pub length: usize,
 }
 
+impl<'a> FolioSegment<'a> {
+    /// Takes the folio's per-folio completion lock (the first buffer's
+    /// uptodate lock); `None` if the folio has no buffers.
+    pub fn uptodate_lock(&self) -> Option<crate::fs::folio::UptodateLock<'a>> {
+        // SAFETY: Segments come only from write bios built of `Submittable`
+        // buffers (`NewBio::add`), so the folio is under writeback, and this
+        // is the completion of some of its async-write buffers.
+        unsafe { self.folio.uptodate_lock() }
+    }
+
+    /// Records a write error on the folio's mapping, so that `fsync` and
+    /// `close` report it (`mapping_set_error`).  Call before ending the
+    /// folio's writeback.
+    pub fn set_mapping_error(&self, e: Error) {
+        // SAFETY: A folio under writeback stays in its mapping.
+        unsafe { bindings::mapping_set_error(self.folio.mapping_raw(), e.to_errno()) };
+    }
+
+    /// The name of the device the folio's file is on (for messages).
+    pub fn device_name(&self) -> &'a crate::str::CStr {
+        // SAFETY: As for `ino`; `s_id` is NUL terminated and fixed.
+        unsafe { crate::str::CStr::from_char_ptr((*(*(*self.folio.mapping_raw()).host).i_sb).s_id.as_ptr()) }
+    }
+
+    /// The inode number of the file the folio belongs to (for messages).
+    pub fn ino(&self) -> u64 {
+        // SAFETY: A folio under writeback stays in its mapping, whose host
+        // is pinned by the writeback.
+        unsafe { (*(*self.folio.mapping_raw()).host).i_ino as u64 }
+    }
+}
+
 impl<'a> Iterator for FolioSegments<'a> {
     type Item = FolioSegment<'a>;
 

@@ -89,23 +89,41 @@ impl BufferHead {
     ///
     /// The caller must not hold an unsubmitted bio (the lock holder may be
     /// waiting for I/O that bio would start).
-    pub fn lock(&self) {
+    pub fn lock(&self) -> BufferLock<'_> {
         // SAFETY: A valid buffer; `lock_buffer` may sleep, which the caller
         // allows by calling this.
-        unsafe { bindings::lock_buffer(self.as_raw()) }
+        unsafe { bindings::lock_buffer(self.as_raw()) };
+        BufferLock(self)
     }
 
     /// Takes the buffer lock if it is free.
-    pub fn try_lock(&self) -> bool {
+    pub fn try_lock(&self) -> Option<BufferLock<'_>> {
         // SAFETY: A valid buffer.
-        unsafe { bindings::trylock_buffer(self.as_raw()) != 0 }
+        if unsafe { bindings::trylock_buffer(self.as_raw()) } != 0 {
+            Some(BufferLock(self))
+        } else {
+            None
+        }
     }
+}
 
-    /// Marks a locked buffer `BH_Async_Write` (it stays locked until its
-    /// write completes).
-    pub fn mark_async_write(&self) {
-        // SAFETY: A valid buffer, locked by the caller.
-        unsafe { bindings::mark_buffer_async_write(self.as_raw()) }
+/// The lock of a buffer (`BH_Lock`), held; released when dropped.
+pub struct BufferLock<'a>(&'a BufferHead);
+
+impl BufferLock<'_> {
+    /// Marks the buffer `BH_Async_Write`: the lock passes to the write, and
+    /// its completion releases it.
+    pub fn mark_async_write(self) {
+        let bh = core::mem::ManuallyDrop::new(self).0;
+        // SAFETY: A valid buffer whose lock we hold and hand over.
+        unsafe { bindings::mark_buffer_async_write(bh.as_raw()) }
+    }
+}
+
+impl Drop for BufferLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: We hold the lock.
+        unsafe { bindings::unlock_buffer(self.0.as_raw()) }
     }
 }
 

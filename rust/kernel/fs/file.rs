@@ -98,6 +98,18 @@ impl<T: FileSystem> Ops<T> {
         ops.splice_read = Some(bindings::filemap_splice_read);
         Self(ops, PhantomData)
     }
+
+    /// Regular files read and written through the page cache with the
+    /// generic helpers (shared writable `mmap` included; `fsync` writes and
+    /// waits for the data, then the inode, then flushes the device cache).
+    pub const fn read_write_regular() -> Self {
+        let mut ops = Self::read_only_regular().0;
+        ops.write_iter = Some(bindings::generic_file_write_iter);
+        ops.mmap = Some(bindings::generic_file_mmap);
+        ops.fsync = Some(bindings::generic_file_fsync);
+        ops.splice_write = Some(bindings::iter_file_splice_write);
+        Self(ops, PhantomData)
+    }
 }
 
 struct DirTable<U: Operations>(PhantomData<U>);

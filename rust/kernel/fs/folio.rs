@@ -55,6 +55,13 @@ impl Folio {
         self.0.get()
     }
 
+    /// The folio's mapping (`folio->mapping`).
+    pub(crate) fn mapping_raw(&self) -> *mut bindings::address_space {
+        // SAFETY: The mapping of a pinned page-cache folio does not change
+        // while it is locked or under writeback, the states we use it in.
+        unsafe { (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.mapping }
+    }
+
     /// Byte offset of the folio in its file.
     pub fn pos(&self) -> i64 {
         // SAFETY: The index of a pinned page-cache folio does not change.

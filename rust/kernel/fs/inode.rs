@@ -15,7 +15,7 @@
 use super::{address_space, dentry::DEntry, file, sb::SuperBlock, FileSystem};
 use crate::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use crate::bindings;
-use crate::error::{code::*, Result};
+use crate::error::{code::*, Error, Result};
 use crate::types::{ARef, AlwaysRefCounted, Opaque};
 use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 
@@ -147,8 +147,8 @@ pub struct New<T: FileSystem> {
 pub enum Kind<T: FileSystem> {
     /// A directory.
     Dir(&'static Ops<T>, &'static file::Ops<T>),
-    /// A regular file, with its file and page-cache operations.
-    Reg(&'static file::Ops<T>, &'static address_space::Ops<T>),
+    /// A regular file, with its inode, file and page-cache operations.
+    Reg(&'static Ops<T>, &'static file::Ops<T>, &'static address_space::Ops<T>),
     /// A symlink whose target is read through the page cache.
     Symlink(&'static address_space::Ops<T>),
     /// A symlink whose target is kept in the inode (given in
@@ -250,7 +250,8 @@ impl<T: FileSystem> New<T> {
                     i.i_op = &iops.0;
                     i.__bindgen_anon_3.i_fop = &fops.0;
                 }
-                Kind::Reg(fops, aops) => {
+                Kind::Reg(iops, fops, aops) => {
+                    i.i_op = &iops.0;
                     i.__bindgen_anon_3.i_fop = &fops.0;
                     (*i.i_mapping).a_ops = &aops.0;
                 }
@@ -287,14 +288,39 @@ impl<T: FileSystem> Drop for New<T> {
     }
 }
 
-/// Inode operations (`struct inode_operations`) of directories.
+/// Inode operations (`struct inode_operations`).
 #[crate::macros::vtable]
 pub trait Operations {
     /// The filesystem these operations belong to.
     type FileSystem: FileSystem;
 
     /// Looks `name` up in the directory `parent`; `None` if it is absent.
-    fn lookup(parent: &INode<Self::FileSystem>, name: &[u8]) -> Result<Option<ARef<INode<Self::FileSystem>>>>;
+    fn lookup(_parent: &INode<Self::FileSystem>, _name: &[u8]) -> Result<Option<ARef<INode<Self::FileSystem>>>> {
+        Err(ENOTDIR)
+    }
+
+    /// Changes attributes (chmod, chown, utimes, truncate), after the VFS
+    /// has checked permissions and the request (`setattr_prepare`).
+    fn setattr(_inode: &INode<Self::FileSystem>, _attr: &Attr) -> Result {
+        Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))
+    }
+}
+
+/// An attribute change request (`struct iattr`).
+#[repr(transparent)]
+pub struct Attr(Opaque<bindings::iattr>);
+
+impl Attr {
+    /// Which attributes change (`ATTR_*` bits of `ia_valid`).
+    pub fn valid(&self) -> u32 {
+        // SAFETY: The request is valid for the call it was passed to.
+        unsafe { (*self.0.get()).ia_valid }
+    }
+
+    /// Whether the size changes (truncate).
+    pub fn changes_size(&self) -> bool {
+        self.valid() & bindings::ATTR_SIZE != 0
+    }
 }
 
 /// An inode operations table built from an [`Operations`] implementation.
@@ -309,7 +335,12 @@ impl<T: FileSystem> Ops<T> {
     pub const fn new<U: Operations<FileSystem = T>>() -> Self {
         // SAFETY: All-zeroes is a valid (empty) `inode_operations`.
         let mut ops: bindings::inode_operations = unsafe { core::mem::zeroed() };
-        ops.lookup = Some(OpsTable::<U>::lookup);
+        if U::HAS_LOOKUP {
+            ops.lookup = Some(OpsTable::<U>::lookup);
+        }
+        if U::HAS_SETATTR {
+            ops.setattr = Some(OpsTable::<U>::setattr);
+        }
         Self(ops, PhantomData)
     }
 }
@@ -317,6 +348,26 @@ impl<T: FileSystem> Ops<T> {
 struct OpsTable<U: Operations>(PhantomData<U>);
 
 impl<U: Operations> OpsTable<U> {
+    /// # Safety
+    ///
+    /// Called by `notify_change` with a dentry of `U`'s filesystem whose
+    /// inode is initialised and locked (`i_rwsem`), and a valid request.
+    unsafe extern "C" fn setattr(
+        idmap: *mut bindings::mnt_idmap,
+        dentry: *mut bindings::dentry,
+        attr: *mut bindings::iattr,
+    ) -> core::ffi::c_int {
+        crate::error::from_result(|| {
+            // SAFETY: Per the safety requirements.
+            crate::error::to_result(unsafe { bindings::setattr_prepare(idmap, dentry, attr) })?;
+            // SAFETY: A positive dentry pins its inode.
+            let inode = unsafe { INode::<U::FileSystem>::from_raw((*dentry).d_inode) };
+            // SAFETY: `Attr` is transparent over the valid request.
+            U::setattr(inode, unsafe { &*attr.cast::<Attr>() })?;
+            Ok(0)
+        })
+    }
+
     /// # Safety
     ///
     /// Called by the VFS with an initialised directory inode of `U`'s

@@ -71,6 +71,21 @@ impl<T: FileSystem> SuperBlock<T> {
         unsafe { (*self.as_raw()).s_flags |= bindings::SB_RDONLY };
     }
 
+    /// Allocates a write bio for this filesystem's device, starting at
+    /// block `block` (in units of the block size).  Submit any earlier bio
+    /// before calling this (see [`crate::block::bio`]).
+    pub fn new_write_bio<E: crate::block::bio::EndIo>(
+        &self,
+        block: u64,
+        nr_vecs: u16,
+        flags: u32,
+    ) -> Result<crate::block::bio::NewBio<E>> {
+        let sector = block << (self.block_size().trailing_zeros() - 9);
+        // SAFETY: The device is open for the life of the super block, which
+        // outlives the I/O: unmount writes back and waits for everything.
+        unsafe { crate::block::bio::NewBio::alloc_write((*self.as_raw()).s_bdev, sector, nr_vecs, flags) }
+    }
+
     /// Reads block `block` of the device through the buffer cache.
     pub fn bread(&self, block: u64) -> Result<Buffer> {
         // SAFETY: The super block is valid and its device open.

@@ -5,14 +5,34 @@
 
 use crate::format::{self, IndirectBlock};
 use crate::sb::{corrupt, Rbfs};
-use kernel::fs::{address_space, file, inode::INode};
+use crate::write;
+use kernel::fs::folio::Locked;
+use kernel::fs::writeback::{Iter, WritebackControl};
+use kernel::fs::{address_space, file, inode, inode::INode};
 use kernel::prelude::*;
 
 /// Page-cache operations of regular files and long symlinks.
-pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_only::<Mapper>();
+pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
 
-/// File operations of regular files.
-pub(crate) static REG_FOPS: file::Ops<Rbfs> = file::Ops::read_only_regular();
+/// File operations of regular files (writes need a read-write mount).
+pub(crate) static REG_FOPS: file::Ops<Rbfs> = file::Ops::read_write_regular();
+
+/// Inode operations of regular files.
+pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>();
+
+pub(crate) struct RegOps;
+
+#[vtable]
+impl inode::Operations for RegOps {
+    type FileSystem = Rbfs;
+
+    /// Attribute changes (chmod, chown, utimes, truncate) need inode
+    /// writeback, which this version does not have: refuse them rather
+    /// than change only the in-memory inode.
+    fn setattr(_inode: &INode<Rbfs>, _attr: &inode::Attr) -> Result {
+        Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
+    }
+}
 
 pub(crate) struct Mapper;
 
@@ -22,6 +42,30 @@ impl address_space::Operations for Mapper {
 
     fn map_block(inode: &INode<Rbfs>, index: u64) -> Result<Option<u64>> {
         map(inode, index).map(|b| b.map(u64::from))
+    }
+
+    /// Writes go to blocks the file already has: this version allocates
+    /// nothing, so a hole cannot be written.
+    fn map_block_for_write(inode: &INode<Rbfs>, index: u64) -> Result<u64> {
+        map(inode, index)?.map(u64::from).ok_or(ENOSPC)
+    }
+
+    /// Files keep their size (growing one needs allocation and inode
+    /// writeback).
+    fn begin_write(inode: &INode<Rbfs>, pos: i64, len: u32) -> Result {
+        let end = (pos as u64).checked_add(u64::from(len)).ok_or(EINVAL)?;
+        if end > inode.size() {
+            return Err(ENOSPC);
+        }
+        Ok(())
+    }
+
+    fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
+        write::writepages(inode, iter)
+    }
+
+    fn writepage(inode: &INode<Rbfs>, folio: Locked<'_>, wbc: &mut WritebackControl) -> Result {
+        write::writepage(inode, folio, wbc)
     }
 }
 

@@ -61,6 +61,11 @@ impl inode::Operations for DirOps {
         }
         Ok(None)
     }
+
+    /// See `bmap::RegOps::setattr`: no inode writeback yet.
+    fn setattr(_inode: &INode<Rbfs>, _attr: &inode::Attr) -> Result {
+        Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
+    }
 }
 
 #[vtable]

@@ -55,7 +55,7 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
 
     let kind = match disk.mode & format::S_IFMT {
         format::S_IFDIR => Kind::Dir(&dir::DIR_IOPS, &dir::DIR_FOPS),
-        format::S_IFREG => Kind::Reg(&bmap::REG_FOPS, &bmap::AOPS),
+        format::S_IFREG => Kind::Reg(&bmap::REG_IOPS, &bmap::REG_FOPS, &bmap::AOPS),
         format::S_IFLNK if disk.is_fast_symlink() => Kind::FastSymlink,
         format::S_IFLNK => Kind::Symlink(&bmap::AOPS),
         format::S_IFCHR => Kind::Chr(mkdev(disk.rdev_major, disk.rdev_minor)),

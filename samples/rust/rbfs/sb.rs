@@ -30,9 +30,13 @@ pub(crate) enum Errors {
 #[derive(Default)]
 pub(crate) struct Options {
     errors: Option<Errors>,
+    /// `experimental_rw`: allow a read-write mount, in which existing file
+    /// data is written in place (no allocation, no metadata updates yet).
+    rw: bool,
 }
 
 const OPT_ERRORS: u8 = 0;
+const OPT_RW: u8 = 1;
 
 static ERRORS_TABLE: [Constant; 3] = [
     Constant::new(c_str!("continue"), Errors::Continue as i32),
@@ -40,7 +44,11 @@ static ERRORS_TABLE: [Constant; 3] = [
     Constant::END,
 ];
 
-static PARAMS: [Spec; 2] = [Spec::enumerated(c_str!("errors"), OPT_ERRORS, &ERRORS_TABLE), Spec::END];
+static PARAMS: [Spec; 3] = [
+    Spec::enumerated(c_str!("errors"), OPT_ERRORS, &ERRORS_TABLE),
+    Spec::flag(c_str!("experimental_rw"), OPT_RW),
+    Spec::END,
+];
 
 /// A mounted rbfs.
 pub(crate) struct SbInfo {
@@ -48,6 +56,8 @@ pub(crate) struct SbInfo {
     pub(crate) sb: Superblock,
     errors: Errors,
     reports: ReportLimit,
+    /// Mounted with `experimental_rw`.
+    pub(crate) rw: bool,
 }
 
 impl SbInfo {
@@ -62,9 +72,9 @@ impl SbInfo {
     }
 }
 
-/// At most `BURST` corruption reports per `INTERVAL_MS`, like the
-/// kernel's default printk ratelimit.
-struct ReportLimit {
+/// At most `BURST` reports per `INTERVAL_MS`, like the kernel's default
+/// printk ratelimit.  Usable in interrupt context.
+pub(crate) struct ReportLimit {
     window_start_ms: AtomicI64,
     count: AtomicU32,
 }
@@ -73,12 +83,12 @@ impl ReportLimit {
     const INTERVAL_MS: i64 = 5000;
     const BURST: u32 = 10;
 
-    fn new() -> Self {
-        Self { window_start_ms: AtomicI64::new(Ktime::ktime_get().to_ms()), count: AtomicU32::new(0) }
+    pub(crate) const fn new() -> Self {
+        Self { window_start_ms: AtomicI64::new(0), count: AtomicU32::new(0) }
     }
 
     /// Whether a report may be printed now.
-    fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> bool {
         let now = Ktime::ktime_get();
         let start = self.window_start_ms.load(Ordering::Relaxed);
         if now.to_ms() - start >= Self::INTERVAL_MS
@@ -123,6 +133,10 @@ impl FileSystem for Rbfs {
 
     fn parse_param(options: &mut Options, opt: u8, value: Value) -> Result {
         match opt {
+            OPT_RW => {
+                options.rw = true;
+                Ok(())
+            }
             OPT_ERRORS => {
                 options.errors = Some(if value.uint == Errors::RemountRo as u32 {
                     Errors::RemountRo
@@ -160,15 +174,18 @@ impl FileSystem for Rbfs {
         })?;
         sb.set_max_bytes(format::max_file_size(disk.layout.block_log));
         sb.set_uuid(&disk.uuid);
-        if !sb.is_read_only() {
-            pr_info!("{}: this version mounts read-only\n", dev);
+        if !options.rw && !sb.is_read_only() {
+            pr_info!("{}: mounting read-only (read-write needs -o experimental_rw)\n", dev);
+            sb.force_read_only();
         }
-        sb.force_read_only();
+        if options.rw && !sb.is_read_only() {
+            pr_warn!("{}: experimental read-write mode: file data is written in place; no allocation, no metadata changes\n", dev);
+        }
         if disk.state != format::STATE_CLEAN {
             pr_warn!("{}: filesystem was not cleanly unmounted; run fsck.rbfs\n", dev);
         }
         let info = KBox::new(
-            SbInfo { sb: disk, errors: options.errors.unwrap_or_default(), reports: ReportLimit::new() },
+            SbInfo { sb: disk, errors: options.errors.unwrap_or_default(), reports: ReportLimit::new(), rw: options.rw },
             GFP_KERNEL,
         )?;
         pr_info!(
@@ -209,8 +226,11 @@ impl FileSystem for Rbfs {
     }
 
     fn reconfigure(sb: &SuperBlock<Self>, options: Options, flags: &mut MountFlags) -> Result {
-        if !flags.read_only() {
-            pr_info!("{}: this version mounts read-only\n", sb.device_name());
+        if !flags.read_only() && !sb.data().rw && !options.rw {
+            pr_info!("{}: staying read-only (read-write needs -o experimental_rw at mount)\n", sb.device_name());
+            flags.set_read_only();
+        } else if !flags.read_only() && !sb.data().rw {
+            pr_info!("{}: experimental_rw must be given at mount time\n", sb.device_name());
             flags.set_read_only();
         }
         if options.errors.is_some() {

@@ -1,13 +1,14 @@
 //! rbfs-pattern: write or verify position-dependent test data.
 //!
 //! ```text
-//! rbfs-pattern write  FILE SIZE [--seed N] [--bs BYTES] [--offset BYTES] [--fsync]
+//! rbfs-pattern write  FILE SIZE [--seed N] [--bs BYTES] [--offset BYTES] [--fsync] [--dsync]
 //! rbfs-pattern verify FILE SIZE [--seed N] [--bs BYTES] [--offset BYTES]
 //! ```
 //!
 //! `write` stores SIZE bytes of the pattern at OFFSET (the pattern is a
 //! function of the absolute file offset, so partial rewrites compose);
 //! `verify` reads them back and reports the first byte that differs.
+//! `--dsync` opens the file `O_DSYNC` (every write returns once on disk).
 //! Exit status: 0 success, 1 mismatch, 2 usage or I/O error.
 
 use rbfs_guest_tools::{fill_pattern, first_mismatch};
@@ -33,6 +34,7 @@ struct Args {
     bs: usize,
     offset: u64,
     fsync: bool,
+    dsync: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,7 +47,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let path = it.next().ok_or("missing FILE")?;
     let size = it.next().and_then(|s| parse_size(&s)).ok_or("missing or bad SIZE")?;
-    let mut a = Args { write, path, size, seed: 1, bs: 64 << 10, offset: 0, fsync: false };
+    let mut a = Args { write, path, size, seed: 1, bs: 64 << 10, offset: 0, fsync: false, dsync: false };
     while let Some(opt) = it.next() {
         let mut val = || it.next().and_then(|s| parse_size(&s)).ok_or(format!("bad value for {opt}"));
         match opt.as_str() {
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
             "--bs" => a.bs = val()?.max(1) as usize,
             "--offset" => a.offset = val()?,
             "--fsync" => a.fsync = true,
+            "--dsync" => a.dsync = true,
             _ => return Err(format!("unknown option '{opt}'")),
         }
     }
@@ -60,10 +63,14 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn run(a: &Args) -> Result<bool, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_DSYNC on x86-64 Linux.
+    const O_DSYNC: i32 = 0o10000;
     let file = OpenOptions::new()
         .read(true)
         .write(a.write)
         .create(a.write)
+        .custom_flags(if a.dsync { O_DSYNC } else { 0 })
         .open(&a.path)
         .map_err(|e| format!("{}: {e}", a.path))?;
     let mut buf = vec![0u8; a.bs];
@@ -94,7 +101,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("rbfs-pattern: {e}");
-            eprintln!("usage: rbfs-pattern write|verify FILE SIZE [--seed N] [--bs BYTES] [--offset BYTES] [--fsync]");
+            eprintln!("usage: rbfs-pattern write|verify FILE SIZE [--seed N] [--bs BYTES] [--offset BYTES] [--fsync] [--dsync]");
             return ExitCode::from(2);
         }
     };

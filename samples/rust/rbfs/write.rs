@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Writeback: dirty folios to their blocks, in Rust.
+//!
+//! One folio at a time, as `ext4_bio_write_folio` does, in two passes:
+//! the first decides and marks every buffer that goes to disk
+//! (`BH_Async_Write`, dirty bit cleared) before anything is submitted, so
+//! that no completion can see the folio's in-flight count reach zero while
+//! buffers of it are still to be submitted; the second adds the marked
+//! buffers to the open bio.  Contiguous blocks, across buffers and across
+//! folios, share a bio until it is full; the bio is submitted as soon as
+//! the next block is not contiguous, and before anything that may sleep
+//! (a new bio's allocation, waiting for a buffer lock).
+//!
+//! Completion (`WriteEnd`) runs in interrupt context: for each folio
+//! segment of the bio, under the folio's first buffer's uptodate lock, the
+//! covered buffers lose their marks, and the folio's writeback ends only
+//! if no buffer of it is still marked.
+
+use crate::sb::Rbfs;
+use kernel::block::bio::{self, Bio, EndIo, NewBio};
+use kernel::fs::buffer::State;
+use kernel::fs::folio::Locked;
+use kernel::fs::inode::INode;
+use kernel::fs::writeback::{Iter, WritebackControl};
+use kernel::prelude::*;
+
+/// Segments per bio (`BIO_MAX_VECS`): with 4 KiB folios, up to 1 MiB.
+const MAX_VECS: u16 = 256;
+
+/// I/O error reports, rate limited for the whole module (completions do
+/// not know the mount's data).
+static IO_ERRORS: crate::sb::ReportLimit = crate::sb::ReportLimit::new();
+
+/// The completion of rbfs's write bios.
+pub(crate) struct WriteEnd;
+
+impl EndIo for WriteEnd {
+    fn end_io(bio: &Bio) {
+        let status = bio.status();
+        for seg in bio.folio_segments() {
+            if let Err(e) = status {
+                // Before ending writeback: fsync must see it.
+                seg.set_mapping_error(e);
+                if IO_ERRORS.allow() {
+                    pr_err!(
+                        "{}: write error {} on inode {}, sectors from {}\n",
+                        seg.device_name(),
+                        e.to_errno(),
+                        seg.ino(),
+                        bio.sector()
+                    );
+                }
+            }
+            let Some(lock) = seg.uptodate_lock() else { continue };
+            let (from, to) = (seg.offset, seg.offset + seg.length);
+            for bh in lock.buffers() {
+                let off = bh.offset_in_folio();
+                if off >= from && off < to && bh.test(State::AsyncWrite) {
+                    lock.complete_write(bh, status.is_ok());
+                }
+            }
+            // Ends writeback if this was the folio's last buffer in flight;
+            // nothing of the folio is touched afterwards.
+            lock.finish();
+        }
+    }
+}
+
+/// Submits the open bio, if any.
+fn submit(bio: &mut Option<NewBio<WriteEnd>>) {
+    if let Some(b) = bio.take() {
+        b.submit();
+    }
+}
+
+/// Writes one locked folio's dirty buffers, adding them to `bio`.
+fn write_folio(
+    inode: &INode<Rbfs>,
+    folio: Locked<'_>,
+    wbc: &mut WritebackControl,
+    bio: &mut Option<NewBio<WriteEnd>>,
+) -> Result {
+    let sb = inode.super_block();
+    let log = sb.data().block_log();
+    let size = inode.size();
+    let pos = folio.folio().pos() as u64;
+    let fsize = folio.folio().size() as u64;
+    // The part beyond EOF reaches the disk with its block: zero it, so a
+    // later extension reads zeroes.
+    if pos + fsize > size {
+        folio.zero_segment(size.saturating_sub(pos) as usize, fsize as usize);
+    }
+    let Some(buffers) = folio.buffers() else {
+        // Dirty folios get buffers when dirtied (block_dirty_folio); one
+        // without has nothing to write.  Start and end writeback so the
+        // tags stay consistent.
+        folio.start_writeback(false).end_now();
+        return Ok(());
+    };
+    let sync_all = wbc.sync_all();
+    let mut result = Ok(());
+    let mut redirty = false;
+
+    // Pass 1: decide and mark.
+    let mut index = pos >> log;
+    for bh in buffers {
+        let beyond_eof = size == 0 || index > (size - 1) >> log;
+        index += 1;
+        if beyond_eof {
+            bh.clear(State::Dirty);
+            bh.set(State::Uptodate);
+            continue;
+        }
+        if !bh.test(State::Dirty) {
+            continue;
+        }
+        if !bh.test(State::Mapped) {
+            // A dirty hole (shared mmap over a sparse region): this version
+            // does not allocate blocks, so the data cannot be written.
+            bh.clear(State::Dirty);
+            result = Err(ENOSPC);
+            continue;
+        }
+        let lock = match bh.try_lock() {
+            Some(l) => l,
+            None if sync_all => {
+                // Never sleep while holding an unsubmitted bio.
+                submit(bio);
+                bh.lock()
+            }
+            None => {
+                redirty = true;
+                continue;
+            }
+        };
+        if bh.test_and_clear(State::Dirty) {
+            lock.mark_async_write();
+        }
+    }
+    if redirty {
+        folio.redirty(wbc);
+    }
+    let left_dirty = folio.buffers().is_some_and(|mut b| b.any(|bh| bh.test(State::Dirty)));
+
+    // Pass 2: start writeback, then submit the marked buffers.
+    let Some(mut in_flight) = folio.start_writeback(left_dirty).in_flight() else {
+        return result;
+    };
+    let flags = wbc.write_flags();
+    while let Some(buf) = in_flight.next_buffer() {
+        let block = buf.head().block_nr();
+        let sector = block << (log - 9);
+        if bio.as_ref().is_some_and(|b| b.end_sector() != sector) {
+            submit(bio);
+        }
+        let buf = match bio.as_mut() {
+            Some(open) => match open.add(buf) {
+                Ok(()) => continue,
+                // Full: submit it and start another.
+                Err(buf) => {
+                    submit(bio);
+                    buf
+                }
+            },
+            None => buf,
+        };
+        // No bio is open here, so allocating may sleep safely.
+        let mut new = match sb.new_write_bio::<WriteEnd>(block, MAX_VECS, flags) {
+            Ok(b) => b,
+            Err(e) => {
+                in_flight.abandon(buf);
+                folio.redirty(wbc);
+                return Err(e);
+            }
+        };
+        if let Err(buf) = new.add(buf) {
+            // An empty bio takes one block; if it did not, give up cleanly.
+            in_flight.abandon(buf);
+            folio.redirty(wbc);
+            return Err(EIO);
+        }
+        *bio = Some(new);
+    }
+    result
+}
+
+/// `->writepages`: every dirty folio `iter` hands out, coalesced into as
+/// few bios as the block layout allows, under a plug.
+pub(crate) fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
+    bio::with_plug(|| {
+        let mut bio = None;
+        loop {
+            let r = {
+                let Some((folio, wbc)) = iter.next() else { break };
+                write_folio(inode, folio, wbc, &mut bio)
+            };
+            if let Err(e) = r {
+                iter.set_error(e);
+            }
+        }
+        submit(&mut bio);
+    });
+    Ok(())
+}
+
+/// `->writepage` (reclaim, migration): one folio, submitted at once.
+pub(crate) fn writepage(inode: &INode<Rbfs>, folio: Locked<'_>, wbc: &mut WritebackControl) -> Result {
+    let mut bio = None;
+    let r = write_folio(inode, folio, wbc, &mut bio);
+    submit(&mut bio);
+    r
+}
