@@ -181,14 +181,16 @@ impl<'a> Locked<'a> {
     }
 
     /// Sets `PG_writeback`.  `keep_write` keeps the `TOWRITE` tag, for a
-    /// folio with dirty buffers left behind.
-    pub fn start_writeback(&self, keep_write: bool) -> Writeback<'_> {
+    /// folio with dirty buffers left behind.  The folio lock passes to the
+    /// returned token (and on to its [`InFlight`]), which releases it when
+    /// dropped.
+    pub fn start_writeback(self, keep_write: bool) -> Writeback<'a> {
         // SAFETY: The folio is locked and not under writeback: the page cache
-        // only hands out a folio for writeback after waiting for (or
-        // skipping) an earlier one, and a `Writeback` borrows `self`, so it
-        // cannot be started twice.
+        // hands out a folio for writeback only after waiting for (or
+        // skipping) an earlier one, and this consumes the only `Locked` of
+        // it, so writeback cannot be started twice on one locking.
         unsafe { bindings::__folio_start_writeback(self.folio.as_raw(), keep_write) };
-        Writeback { folio: self.folio }
+        Writeback { lock: self }
     }
 }
 
@@ -200,15 +202,16 @@ impl Drop for Locked<'_> {
 }
 
 /// Writeback of a folio has started: consume with exactly one of
-/// [`Writeback::end_now`] and [`Writeback::in_flight`].
+/// [`Writeback::end_now`] and [`Writeback::in_flight`].  Holds the folio
+/// lock.
 #[must_use = "folio writeback must be ended or handed over to I/O"]
 pub struct Writeback<'a> {
-    folio: &'a Folio,
+    lock: Locked<'a>,
 }
 
 impl<'a> Writeback<'a> {
     fn marked(&self) -> usize {
-        let Some(first) = NonNull::new(buffers_under_writeback(self.folio)) else {
+        let Some(first) = NonNull::new(buffers_under_writeback(self.lock.folio)) else {
             return 0;
         };
         Buffers { first, next: Some(first), _p: core::marker::PhantomData }
@@ -216,11 +219,12 @@ impl<'a> Writeback<'a> {
             .count()
     }
 
-    /// Nothing of the folio is going to disk: end writeback at once.
+    /// Nothing of the folio is going to disk: end writeback at once (and
+    /// unlock the folio).
     pub fn end_now(self) {
         // SAFETY: Started by `start_writeback` and ended only here (`self`
         // is consumed); no buffer was handed to I/O (no `InFlight` exists).
-        unsafe { bindings::folio_end_writeback(self.folio.as_raw()) };
+        unsafe { bindings::folio_end_writeback(self.lock.folio.as_raw()) };
     }
 
     /// Hands the end of writeback over to the completions of the folio's
@@ -233,21 +237,24 @@ impl<'a> Writeback<'a> {
             return None;
         }
         // SAFETY: The folio has buffers, since some are marked.
-        let first = unsafe { NonNull::new_unchecked(buffers_under_writeback(self.folio)) };
-        Some(InFlight { remaining: count, next: Some(first), _p: core::marker::PhantomData })
+        let first = unsafe { NonNull::new_unchecked(buffers_under_writeback(self.lock.folio)) };
+        Some(InFlight { remaining: count, next: Some(first), lock: self.lock })
     }
 }
 
 fn buffers_under_writeback(folio: &Folio) -> *mut bindings::buffer_head {
     // SAFETY: A folio under writeback started by us, still locked by the
-    // `Locked` that `Writeback` borrows from, keeps its buffers.
+    // `Locked` that `Writeback` holds, keeps its buffers.
     unsafe { bindings::folio_buffers(folio.as_raw()) }
 }
 
 /// A buffer marked `BH_Async_Write` of a folio under writeback, not yet
 /// submitted: the only kind of buffer a write bio takes
 /// ([`crate::block::bio::NewBio::add`]), so that every folio a completing
-/// bio covers is pinned by its writeback.
+/// bio covers is pinned by its writeback.  Add it to a bio or give it to
+/// [`InFlight::abandon`]: dropped, it would never complete and the folio's
+/// writeback would never end.
+#[must_use = "a marked buffer must be submitted or abandoned"]
 pub struct Submittable<'a>(&'a BufferHead);
 
 impl<'a> Submittable<'a> {
@@ -258,10 +265,13 @@ impl<'a> Submittable<'a> {
 }
 
 /// The marked buffers of a folio under writeback, yielded for submission.
+/// Holds the folio lock and releases it when dropped, after the buffers
+/// went to their bios (the lock keeps the folio in its mapping, so
+/// unlocking it is safe even after its writeback ended).
 pub struct InFlight<'a> {
     remaining: usize,
     next: Option<NonNull<bindings::buffer_head>>,
-    _p: core::marker::PhantomData<&'a Folio>,
+    lock: Locked<'a>,
 }
 
 impl<'a> InFlight<'a> {
@@ -295,11 +305,12 @@ impl<'a> InFlight<'a> {
 impl InFlight<'_> {
     /// Gives up on `from` (a buffer yielded but not submitted) and on every
     /// marked buffer after it in the ring: their marks are cleared, they are
-    /// dirtied again and unlocked.  Then, under the uptodate lock, ends
-    /// writeback if nothing is left in flight (no buffer was submitted, or
-    /// all submitted ones have completed).  The caller redirties the folio
-    /// through its [`Locked`] guard.
-    pub fn abandon(self, from: Submittable<'_>) {
+    /// dirtied again and unlocked, and the folio is redirtied for a later
+    /// writeback.  Then, under the uptodate lock, ends writeback if nothing
+    /// is left in flight (no buffer was submitted, or all submitted ones
+    /// have completed).
+    pub fn abandon(self, from: Submittable<'_>, wbc: &mut super::writeback::WritebackControl) {
+        self.lock.redirty(wbc);
         let from = from.0;
         // SAFETY: `from` is marked and unsubmitted, so writeback cannot end
         // and the folio keeps its buffers while we hold the lock.

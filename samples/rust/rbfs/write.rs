@@ -143,7 +143,8 @@ fn write_folio(
     }
     let left_dirty = folio.buffers().is_some_and(|mut b| b.any(|bh| bh.test(State::Dirty)));
 
-    // Pass 2: start writeback, then submit the marked buffers.
+    // Pass 2: start writeback (the folio lock goes with it and is released
+    // when `in_flight` is dropped, after submission), then submit.
     let Some(mut in_flight) = folio.start_writeback(left_dirty).in_flight() else {
         return result;
     };
@@ -169,15 +170,13 @@ fn write_folio(
         let mut new = match sb.new_write_bio::<WriteEnd>(block, MAX_VECS, flags) {
             Ok(b) => b,
             Err(e) => {
-                in_flight.abandon(buf);
-                folio.redirty(wbc);
+                in_flight.abandon(buf, wbc);
                 return Err(e);
             }
         };
         if let Err(buf) = new.add(buf) {
             // An empty bio takes one block; if it did not, give up cleanly.
-            in_flight.abandon(buf);
-            folio.redirty(wbc);
+            in_flight.abandon(buf, wbc);
             return Err(EIO);
         }
         *bio = Some(new);
