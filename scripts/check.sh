@@ -31,6 +31,16 @@ step() {
 	fi
 }
 
+# The filesystem module is safe Rust: `unsafe` lives in the abstractions
+# under rust/ only.
+if grep -rnw unsafe samples/rust/rbfs.rs samples/rust/rbfs/ | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//'; then
+	echo "not ok samples/rust has no unsafe"
+	failed=$((failed + 1))
+else
+	echo "ok samples/rust has no unsafe"
+	passed=$((passed + 1))
+fi
+
 step "dependencies" scripts/deps.sh
 step "debug kernel" scripts/kernel.sh debug
 step "rbfs module" scripts/module.sh debug
@@ -55,7 +65,7 @@ rm -f "$log"
 
 # Guest runs, one boot each.  RBFS_CHECK_SCENARIOS overrides the list.
 counts=$(mktemp)
-for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write}; do
+for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write meta}; do
 	echo "== [$(elapsed)] guest: $sc" >&2
 	: > "$counts"
 	qemu/run.sh --kernel debug --scenario "$sc" --counts "$counts" --timeout "${RBFS_GUEST_TIMEOUT:-900}"

@@ -4,6 +4,7 @@
 #include <linux/buffer_head.h>
 #include <linux/bio.h>
 #include <linux/fs.h>
+#include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/writeback.h>
 
@@ -145,4 +146,69 @@ void rust_helper_mapping_set_error(struct address_space *mapping, int error)
 struct folio *rust_helper_page_folio(struct page *page)
 {
 	return page_folio(page);
+}
+
+/* Inodes (the metadata write path). */
+
+uid_t rust_helper_i_uid_read(const struct inode *inode)
+{
+	return i_uid_read(inode);
+}
+
+gid_t rust_helper_i_gid_read(const struct inode *inode)
+{
+	return i_gid_read(inode);
+}
+
+void rust_helper_mark_inode_dirty(struct inode *inode)
+{
+	mark_inode_dirty(inode);
+}
+
+void rust_helper_i_size_write(struct inode *inode, loff_t size)
+{
+	i_size_write(inode, size);
+}
+
+void rust_helper_inode_set_blocks_locked(struct inode *inode, blkcnt_t blocks)
+{
+	spin_lock(&inode->i_lock);
+	inode->i_blocks = blocks;
+	inode->i_bytes = 0;
+	spin_unlock(&inode->i_lock);
+}
+
+void rust_helper_filemap_invalidate_lock(struct address_space *mapping)
+{
+	filemap_invalidate_lock(mapping);
+}
+
+void rust_helper_filemap_invalidate_unlock(struct address_space *mapping)
+{
+	filemap_invalidate_unlock(mapping);
+}
+
+void rust_helper_filemap_invalidate_lock_shared(struct address_space *mapping)
+{
+	filemap_invalidate_lock_shared(mapping);
+}
+
+void rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
+{
+	filemap_invalidate_unlock_shared(mapping);
+}
+
+void rust_helper_sb_start_pagefault(struct super_block *sb)
+{
+	sb_start_pagefault(sb);
+}
+
+void rust_helper_sb_end_pagefault(struct super_block *sb)
+{
+	sb_end_pagefault(sb);
+}
+
+vm_fault_t rust_helper_vmf_fs_error(int err)
+{
+	return vmf_fs_error(err);
 }

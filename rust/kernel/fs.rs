@@ -39,6 +39,13 @@ pub mod writeback;
 /// The size of a sector, the unit of `struct kstatfs` and `i_blocks`.
 pub const SECTOR_SIZE: u64 = 512;
 
+/// The wall-clock time in seconds since the epoch (`ktime_get_real_seconds`),
+/// for timestamps a filesystem records in its super block.
+pub fn real_time_secs() -> i64 {
+    // SAFETY: Reads the timekeeping state; callable from any context.
+    unsafe { bindings::ktime_get_real_seconds() }
+}
+
 /// A filesystem type.
 pub trait FileSystem: Sized + Send + Sync + 'static {
     /// The filesystem's name, as in `mount -t NAME` and `/proc/filesystems`.
@@ -78,6 +85,28 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn reconfigure(_sb: &sb::SuperBlock<Self>, _options: Self::Options, _flags: &mut sb::MountFlags) -> Result {
         Ok(())
     }
+
+    /// Writes a dirty inode's attributes to the disk (`write_inode`); with
+    /// `sync`, waits until they are there.
+    fn write_inode(_inode: &inode::INode<Self>, _sync: bool) -> Result {
+        Ok(())
+    }
+
+    /// Called when the last reference to an inode goes and it leaves the
+    /// inode cache (`evict_inode`), after its page cache is gone and before
+    /// its memory is freed.  A filesystem frees an unlinked inode's blocks
+    /// and on-disk inode here ([`inode::INode::nlink`] is 0 for those).
+    fn evict_inode(_inode: &inode::INode<Self>) {}
+
+    /// Writes the super block's own state (`sync_fs`); with `wait`, waits
+    /// until it is on the disk.  Called after the inodes and data are.
+    fn sync_fs(_sb: &sb::SuperBlock<Self>, _wait: bool) -> Result {
+        Ok(())
+    }
+
+    /// Called at unmount after everything was written back, before
+    /// [`Self::Data`] is dropped (`put_super`).
+    fn put_super(_sb: &sb::SuperBlock<Self>) {}
 }
 
 /// A registered filesystem type: a `struct file_system_type` in static storage.

@@ -3,10 +3,12 @@
 //! rbfs: a block-backed filesystem whose data path is Rust.
 //!
 //! The on-disk format is `rbfs/format.rs`, shared with the userspace tools
-//! (see Documentation/filesystems/rbfs.rst).  This version reads the super
-//! block, inodes, directories and files written by `mkfs.rbfs -d`; with
-//! `-o experimental_rw` it also writes file data in place, through the
-//! Rust writeback path (`rbfs/write.rs`), but allocates nothing yet.
+//! (see Documentation/filesystems/rbfs.rst).
+//!
+//! Module layout: `sb` (mounting, super block), `alloc` (bitmaps),
+//! `inode` (inode table), `bmap` (block map, truncation), `dir`
+//! (directories and the namespace operations), and `write` (the Rust
+//! writeback path: writepages, writepage and bio completion).
 //!
 //! Everything here is safe Rust over the abstractions in `kernel::fs`.
 
@@ -16,6 +18,8 @@ use kernel::prelude::*;
 #[path = "rbfs/format.rs"]
 mod format;
 
+#[path = "rbfs/alloc.rs"]
+mod alloc;
 #[path = "rbfs/bmap.rs"]
 mod bmap;
 #[path = "rbfs/dir.rs"]
@@ -28,7 +32,7 @@ mod sb;
 mod write;
 
 /// Version of the module, logged at load time.
-const VERSION: &str = "0.2.0";
+const VERSION: &str = "0.3.0";
 
 module! {
     type: RbfsModule,

@@ -110,14 +110,27 @@ test_bs1024() { check_bs 1024; }
 test_bs2048() { check_bs 2048; }
 test_bs4096() { check_bs 4096; }
 
+# A read-only mount writes nothing: not even the super block's state, so
+# the image is byte for byte what mkfs made.  Remounting read-write and
+# back works, and leaves the filesystem clean.
 test_read_only() {
 	mkfs.rbfs -q -f -d $SRC "$TEST_DISK"
-	mount -t rbfs "$TEST_DISK" /mnt
+	before=$(sha256sum < "$TEST_DISK")
+	mount -t rbfs -o ro "$TEST_DISK" /mnt
 	grep -q "^$TEST_DISK /mnt rbfs ro" /proc/mounts || fail "not mounted read-only: $(grep /mnt /proc/mounts)"
 	if touch /mnt/new 2>/tmp/err; then umount /mnt; fail "created a file on a read-only mount"; fi
 	grep -q 'Read-only file system' /tmp/err || { cat /tmp/err; umount /mnt; fail "touch did not fail with EROFS"; }
-	mount -o remount,rw /mnt 2>/dev/null || true
-	grep -q "^$TEST_DISK /mnt rbfs ro" /proc/mounts || { umount /mnt; fail "remount rw succeeded"; }
+	cat /mnt/big > /dev/null
+	umount /mnt
+	expect_eq "image after a read-only mount" "$(sha256sum < "$TEST_DISK")" "$before"
+	mount -t rbfs -o ro "$TEST_DISK" /mnt
+	mount -o remount,rw /mnt
+	grep -q "^$TEST_DISK /mnt rbfs rw" /proc/mounts || { umount /mnt; fail "remount rw failed"; }
+	echo new > /mnt/new
+	mount -o remount,ro /mnt
+	grep -q "^$TEST_DISK /mnt rbfs ro" /proc/mounts || { umount /mnt; fail "remount ro failed"; }
+	if touch /mnt/new2 2>/dev/null; then umount /mnt; fail "created a file after remount ro"; fi
+	expect_eq "file written before remount ro" "$(cat /mnt/new)" "new"
 	if mount -t rbfs -o bogus "$SCRATCH_DISK" /scratch 2>/dev/null; then fail "unknown option accepted"; fi
 	dmesg | grep -q "Unknown parameter 'bogus'" || fail "no message for the unknown option"
 	umount /mnt

@@ -31,14 +31,24 @@ pub trait Operations {
     fn map_block(inode: &INode<Self::FileSystem>, index: u64) -> Result<Option<u64>>;
 
     /// Maps block `index` for a write: returns its device block, allocating
-    /// it if the filesystem can.
-    fn map_block_for_write(_inode: &INode<Self::FileSystem>, _index: u64) -> Result<u64> {
+    /// it if needed, and whether it was allocated now.  The kernel zeroes
+    /// the parts of a new block the write does not cover, and forgets any
+    /// stale buffer-cache copy of it.
+    fn map_block_for_write(_inode: &INode<Self::FileSystem>, _index: u64) -> Result<(u64, bool)> {
         Err(EROFS)
     }
 
     /// Checks that a write of `len` bytes at `pos` may go ahead, before the
     /// page cache takes it (`write_begin`).
     fn begin_write(_inode: &INode<Self::FileSystem>, _pos: i64, _len: u32) -> Result {
+        Ok(())
+    }
+
+    /// A write that allocated blocks beyond the end of the file failed or
+    /// copied less than it asked for: the page cache beyond the size is
+    /// gone already; release the blocks beyond [`INode::size`].  Called
+    /// with `i_rwsem` and the invalidate lock held.
+    fn write_failed(_inode: &INode<Self::FileSystem>) -> Result {
         Ok(())
     }
 
@@ -79,18 +89,80 @@ impl<T: FileSystem> Ops<T> {
         ops.writepages = Some(Table::<U>::writepages);
         ops.writepage = Some(Table::<U>::writepage);
         ops.write_begin = Some(Table::<U>::write_begin);
-        ops.write_end = Some(bindings::generic_write_end);
+        ops.write_end = Some(Table::<U>::write_end);
         ops.dirty_folio = Some(bindings::block_dirty_folio);
         ops.invalidate_folio = Some(bindings::block_invalidate_folio);
         ops.is_partially_uptodate = Some(bindings::block_is_partially_uptodate);
         ops.error_remove_folio = Some(bindings::generic_error_remove_folio);
+        ops.release_folio = Some(Table::<U>::release_folio);
+        ops.migrate_folio = Some(bindings::buffer_migrate_folio);
+        ops.bmap = Some(Table::<U>::bmap);
         Self(ops, PhantomData)
     }
 }
 
-struct Table<U: Operations>(PhantomData<U>);
+/// Zeroes the part of the block that contains `from` from there to the
+/// block's end, in the page cache (dirtying it), before a truncation to
+/// `from`: the block stays, and its tail must read as zeroes if the file
+/// grows again (`block_truncate_page`).
+pub fn zero_partial_block<U: Operations>(inode: &INode<U::FileSystem>, from: u64) -> Result {
+    // SAFETY: The inode's mapping has `U`'s operations (it is one of `U`'s
+    // filesystem's block-mapped files); the caller holds `i_rwsem`.
+    let r = unsafe { bindings::block_truncate_page((*inode.as_raw()).i_mapping, from as i64, Some(Table::<U>::get_block)) };
+    crate::error::to_result(r)
+}
+
+/// Truncates the page cache of `inode` to `size` and sets the size
+/// (`truncate_setsize`), then runs `free` (which releases the blocks beyond
+/// the new size), all under the mapping's invalidate lock, so that no page
+/// fault maps a page or allocates a block beyond the new size meanwhile.
+/// Waits for writeback of the pages removed.
+pub fn truncate<T: FileSystem>(inode: &INode<T>, size: u64, free: impl FnOnce() -> Result) -> Result {
+    // SAFETY: A valid inode whose `i_rwsem` the caller holds (setattr or
+    // eviction); the invalidate lock is taken and released here.
+    unsafe {
+        let mapping = (*inode.as_raw()).i_mapping;
+        bindings::filemap_invalidate_lock(mapping);
+        bindings::truncate_setsize(inode.as_raw(), size as i64);
+        let r = free();
+        bindings::filemap_invalidate_unlock(mapping);
+        r
+    }
+}
+
+pub(crate) struct Table<U: Operations>(PhantomData<U>);
 
 impl<U: Operations> Table<U> {
+    /// The vm operations of shared mappings of `U`'s files: the generic
+    /// page-cache fault handlers, and [`Self::page_mkwrite`].
+    const VM_OPS: bindings::vm_operations_struct = {
+        // SAFETY: All-zeroes is a valid (empty) table.
+        let mut ops: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
+        ops.fault = Some(bindings::filemap_fault);
+        ops.map_pages = Some(bindings::filemap_map_pages);
+        ops.page_mkwrite = Some(Self::page_mkwrite);
+        ops
+    };
+
+    /// `file_operations.mmap` of `U`'s regular files.
+    ///
+    /// # Safety
+    ///
+    /// Called by `mmap(2)` with an open file of `U`'s filesystem and the
+    /// new vma, whose `vm_ops` we may set.
+    pub(crate) unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> core::ffi::c_int {
+        // SAFETY: Per the safety requirements; this is `generic_file_mmap`
+        // with our vm operations (`file_accessed` is `touch_atime` unless
+        // the file was opened `O_NOATIME`).
+        unsafe {
+            if (*file).f_flags & bindings::O_NOATIME == 0 {
+                bindings::touch_atime(&mut (*file).f_path);
+            }
+            (*vma).vm_ops = &Self::VM_OPS;
+        }
+        0
+    }
+
     /// The `get_block_t` callback of the buffer-head and mpage helpers.
     ///
     /// # Safety
@@ -134,11 +206,71 @@ impl<U: Operations> Table<U> {
         from_result(|| {
             // SAFETY: As in `get_block`.
             let i = unsafe { INode::<U::FileSystem>::from_raw(inode) };
-            let block = U::map_block_for_write(i, iblock)?;
-            // SAFETY: As in `get_block`.
-            unsafe { bindings::map_bh(bh, (*inode).i_sb, block) };
+            let (block, new) = U::map_block_for_write(i, iblock)?;
+            // SAFETY: As in `get_block`; `BH_New` tells the caller
+            // (`__block_write_begin_int`) to zero what the write does not
+            // cover and to forget stale buffer-cache aliases of the block.
+            unsafe {
+                bindings::map_bh(bh, (*inode).i_sb, block);
+                if new {
+                    bindings::bh_set_state(bh, bindings::bh_state_bits_BH_New);
+                }
+            }
             Ok(0)
         })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the page cache with a locked folio of a file of `U`'s
+    /// filesystem that is not under writeback.
+    unsafe extern "C" fn release_folio(folio: *mut bindings::folio, _gfp: bindings::gfp_t) -> bool {
+        // SAFETY: Per the safety requirements; `try_to_free_buffers` frees
+        // the buffers only if none is dirty, locked or referenced.
+        unsafe { bindings::try_to_free_buffers(folio) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `bmap(2)`/`FIBMAP` with the mapping of a file of `U`'s
+    /// filesystem.
+    unsafe extern "C" fn bmap(mapping: *mut bindings::address_space, block: bindings::sector_t) -> bindings::sector_t {
+        // SAFETY: Per the safety requirements; `generic_block_bmap` calls
+        // `get_block` without creating.
+        unsafe { bindings::generic_block_bmap(mapping, block, Some(Self::get_block)) }
+    }
+
+    /// The `vm_operations_struct` `page_mkwrite` of a shared writable
+    /// mapping: allocates the folio's blocks before it may be written to
+    /// (`block_page_mkwrite`), so that writeback never needs to allocate.
+    ///
+    /// # Safety
+    ///
+    /// Called by the fault handler with a fault on a shared mapping of a
+    /// file of `U`'s filesystem.
+    pub(crate) unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: Per the safety requirements: the vma and its file are
+        // valid for the fault; the order is ext4's (freeze protection,
+        // time update, invalidate lock against truncation).
+        unsafe {
+            let vma = (*vmf).__bindgen_anon_1.vma;
+            let file = (*vma).vm_file;
+            let inode = (*file).f_inode;
+            let sb = (*inode).i_sb;
+            let mapping = (*inode).i_mapping;
+            bindings::sb_start_pagefault(sb);
+            bindings::file_update_time(file);
+            bindings::filemap_invalidate_lock_shared(mapping);
+            let err = bindings::block_page_mkwrite(vma, vmf, Some(Self::get_block_write));
+            let ret = if err == 0 {
+                bindings::vm_fault_reason_VM_FAULT_LOCKED as bindings::vm_fault_t
+            } else {
+                bindings::vmf_fs_error(err)
+            };
+            bindings::filemap_invalidate_unlock_shared(mapping);
+            bindings::sb_end_pagefault(sb);
+            ret
+        }
     }
 
     /// # Safety
@@ -160,9 +292,55 @@ impl<U: Operations> Table<U> {
             U::begin_write(i, pos, len)?;
             // SAFETY: Per the safety requirements.
             let r = unsafe { bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block_write)) };
+            if r < 0 {
+                Self::failed(i, pos as u64 + u64::from(len));
+            }
             crate::error::to_result(r)?;
             Ok(0)
         })
+    }
+
+    /// Cleans up after a write to `end` that failed part-way, as
+    /// `ext2_write_failed` does: blocks it allocated beyond the size go.
+    fn failed(inode: &INode<U::FileSystem>, end: u64) {
+        if end <= inode.size() {
+            return;
+        }
+        // SAFETY: The caller holds `i_rwsem` (write path); the page cache
+        // beyond the size is dropped under the invalidate lock, then the
+        // filesystem frees the blocks there.
+        unsafe {
+            let mapping = (*inode.as_raw()).i_mapping;
+            bindings::filemap_invalidate_lock(mapping);
+            bindings::truncate_pagecache(inode.as_raw(), inode.size() as i64);
+            // Errors were reported by the filesystem; the write's own
+            // error is what the caller sees.
+            let _ = U::write_failed(inode);
+            bindings::filemap_invalidate_unlock(mapping);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS after `write_begin` succeeded, with its folio.
+    unsafe extern "C" fn write_end(
+        file: *mut bindings::file,
+        mapping: *mut bindings::address_space,
+        pos: bindings::loff_t,
+        len: core::ffi::c_uint,
+        copied: core::ffi::c_uint,
+        folio: *mut bindings::folio,
+        fsdata: *mut core::ffi::c_void,
+    ) -> core::ffi::c_int {
+        // SAFETY: Per the safety requirements; `generic_write_end` unlocks
+        // and releases the folio and updates the size.
+        let r = unsafe { bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata) };
+        if r < len as core::ffi::c_int {
+            // SAFETY: As in `write_begin`.
+            let i = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
+            Self::failed(i, pos as u64 + u64::from(len));
+        }
+        r
     }
 
     /// # Safety

@@ -147,8 +147,14 @@ pub enum State {
     WriteIoError = bindings::bh_state_bits_BH_Write_EIO,
 }
 
-/// A referenced, up-to-date block read through the buffer cache
+/// A referenced, up-to-date block of the device in the buffer cache
 /// (`sb_bread`); releases its reference (`brelse`) when dropped.
+///
+/// Its contents are reached only through [`Buffer::lock`], which takes the
+/// buffer lock (`BH_Lock`): the buffer cache's own writeback holds that lock
+/// while the block is being written, and every reader and writer in Rust
+/// takes it, so a `&mut [u8]` of the block never aliases another access
+/// from Rust, and the disk never receives a half-updated block.
 ///
 /// # Invariants
 ///
@@ -161,9 +167,10 @@ pub struct Buffer {
 }
 
 // SAFETY: A buffer head reference may be dropped from any thread
-// (`brelse` is thread-safe), and shared access to its data is read-only.
+// (`brelse` is thread-safe), and its data is only reached under the buffer
+// lock, a sleeping lock usable from any thread.
 unsafe impl Send for Buffer {}
-// SAFETY: See above: `&Buffer` only reads.
+// SAFETY: See above: `&Buffer` gives access to the data only under the lock.
 unsafe impl Sync for Buffer {}
 
 impl Buffer {
@@ -176,13 +183,50 @@ impl Buffer {
         NonNull::new(bh).map(|bh| Buffer { bh }).ok_or(EIO)
     }
 
-    /// The block's contents.
-    pub fn data(&self) -> &[u8] {
-        // SAFETY: The buffer is up to date, referenced, and its data is
-        // `b_size` bytes of mapped memory (type invariants).  Others may
-        // write the block concurrently only through the buffer lock, which
-        // rbfs's read path never races with (metadata is only read here).
-        unsafe { core::slice::from_raw_parts((*self.bh.as_ptr()).b_data.cast::<u8>(), (*self.bh.as_ptr()).b_size) }
+    /// Returns block `block` of `bdev` filled with zeroes, without reading
+    /// it: for a block just allocated, whose old contents do not matter.
+    pub(crate) fn zeroed(bdev: *mut bindings::block_device, block: u64, size: u32) -> Result<Self> {
+        // SAFETY: As in `read`.  `GFP_NOFS`: callers hold filesystem locks.
+        let bh = unsafe { bindings::bdev_getblk(bdev, block, size, bindings::GFP_NOFS) };
+        let bh = NonNull::new(bh).ok_or(ENOMEM)?;
+        let buf = Buffer { bh };
+        let p = bh.as_ptr();
+        // SAFETY: We hold a reference; under the buffer lock nobody else
+        // reads or writes the data (see the type's documentation), and the
+        // lock also waits for any write of the block's old contents that is
+        // still in flight.  `b_data` is `b_size` bytes of lowmem.
+        unsafe {
+            bindings::lock_buffer(p);
+            core::ptr::write_bytes((*p).b_data.cast::<u8>(), 0, (*p).b_size);
+            bindings::bh_set_state(p, bindings::bh_state_bits_BH_Uptodate);
+            bindings::unlock_buffer(p);
+        }
+        Ok(buf)
+    }
+
+    /// Takes the buffer lock (sleeping while the block is under I/O) and
+    /// returns access to the contents.
+    pub fn lock(&self) -> BufferData<'_> {
+        // SAFETY: We hold a reference, so the buffer head is valid.
+        unsafe { bindings::lock_buffer(self.bh.as_ptr()) };
+        BufferData { buf: self, dirty: false }
+    }
+
+    /// Writes the block to the disk now if it is dirty, and waits for the
+    /// write (`sync_dirty_buffer`).  Must not be called with the lock held.
+    pub fn sync(&self) -> Result {
+        // SAFETY: A referenced buffer; `sync_dirty_buffer` takes the lock.
+        crate::error::to_result(unsafe { bindings::sync_dirty_buffer(self.bh.as_ptr()) })
+    }
+
+    /// Drops the block's dirty state and any association with an inode,
+    /// then the reference (`bforget`): for a metadata block being freed,
+    /// whose cached contents must never reach the disk again (the block
+    /// may be reused for file data).
+    pub fn forget(self) {
+        let me = core::mem::ManuallyDrop::new(self);
+        // SAFETY: We own one reference, which `__bforget` drops.
+        unsafe { bindings::__bforget(me.bh.as_ptr()) };
     }
 
     /// The buffer head.
@@ -196,5 +240,73 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         // SAFETY: We own one reference (type invariant).
         unsafe { bindings::__brelse(self.bh.as_ptr()) };
+    }
+}
+
+/// Forgets the cached copy of block `block` of `bdev`, if there is one
+/// (see [`Buffer::forget`]).
+pub(crate) fn forget_cached(bdev: *mut bindings::block_device, block: u64, size: u32) {
+    // SAFETY: The device of a live super block; `__find_get_block` returns
+    // a referenced buffer head or NULL, and `__bforget` drops the reference.
+    unsafe {
+        let bh = bindings::__find_get_block(bdev, block, size);
+        if !bh.is_null() {
+            bindings::__bforget(bh);
+        }
+    }
+}
+
+/// The contents of a [`Buffer`], with the buffer lock held.  If they were
+/// changed ([`BufferData::data_mut`]), the buffer is marked dirty when the
+/// lock is released.
+pub struct BufferData<'a> {
+    buf: &'a Buffer,
+    dirty: bool,
+}
+
+impl BufferData<'_> {
+    fn raw(&self) -> *mut bindings::buffer_head {
+        self.buf.bh.as_ptr()
+    }
+
+    /// The block's contents.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: Up to date, referenced, `b_size` bytes of lowmem (type
+        // invariants of `Buffer`); we hold the lock, so no other Rust code
+        // writes them, and the kernel writes a buffer-cache block only
+        // under the lock (reads from the device, `bforget` aside, which
+        // only its owner calls).
+        unsafe { core::slice::from_raw_parts((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size) }
+    }
+
+    /// The block's contents, for changing; the buffer will be marked dirty.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.dirty = true;
+        // SAFETY: As in `data`; `&mut self` makes this the only reference
+        // to the contents handed out through this lock.
+        unsafe { core::slice::from_raw_parts_mut((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size) }
+    }
+
+    /// Marks the buffer dirty and associates it with `inode`, so that
+    /// `fsync` of that inode writes it (`mark_buffer_dirty_inode`): for
+    /// metadata that belongs to one file (its indirect blocks, a
+    /// directory's blocks).
+    pub fn mark_dirty_for<T: super::FileSystem>(&mut self, inode: &super::inode::INode<T>) {
+        // SAFETY: A valid, referenced buffer; the inode is referenced by
+        // the caller.  An inode that has associated buffers releases them
+        // in `evict_inode` (`invalidate_inode_buffers`) before it is freed.
+        unsafe { bindings::mark_buffer_dirty_inode(self.raw(), inode.as_raw()) };
+    }
+}
+
+impl Drop for BufferData<'_> {
+    fn drop(&mut self) {
+        // SAFETY: We hold the lock of a referenced buffer.
+        unsafe {
+            if self.dirty {
+                bindings::mark_buffer_dirty(self.raw());
+            }
+            bindings::unlock_buffer(self.raw());
+        }
     }
 }

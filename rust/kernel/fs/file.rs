@@ -83,6 +83,7 @@ impl<T: FileSystem> Ops<T> {
         ops.llseek = Some(bindings::generic_file_llseek);
         ops.read = Some(bindings::generic_read_dir);
         ops.iterate_shared = Some(DirTable::<U>::iterate_shared);
+        ops.fsync = Some(bindings::generic_file_fsync);
         Self(ops, PhantomData)
     }
 
@@ -102,10 +103,13 @@ impl<T: FileSystem> Ops<T> {
     /// Regular files read and written through the page cache with the
     /// generic helpers (shared writable `mmap` included; `fsync` writes and
     /// waits for the data, then the inode, then flushes the device cache).
-    pub const fn read_write_regular() -> Self {
+    ///
+    /// Shared writable mappings allocate the blocks of a page when it is
+    /// first written (`page_mkwrite`), through `U`'s block mapper.
+    pub const fn read_write_regular<U: super::address_space::Operations<FileSystem = T>>() -> Self {
         let mut ops = Self::read_only_regular().0;
         ops.write_iter = Some(bindings::generic_file_write_iter);
-        ops.mmap = Some(bindings::generic_file_mmap);
+        ops.mmap = Some(super::address_space::Table::<U>::mmap);
         ops.fsync = Some(bindings::generic_file_fsync);
         ops.splice_write = Some(bindings::iter_file_splice_write);
         Self(ops, PhantomData)

@@ -15,7 +15,8 @@
 use super::{address_space, dentry::DEntry, file, sb::SuperBlock, FileSystem};
 use crate::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use crate::bindings;
-use crate::error::{code::*, Error, Result};
+use crate::error::{code::*, from_result, Error, Result};
+use crate::init::PinInit;
 use crate::types::{ARef, AlwaysRefCounted, Opaque};
 use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 
@@ -84,6 +85,142 @@ impl<T: FileSystem> INode<T> {
         // SAFETY: A racy read of `i_size` is what `i_size_read` does on
         // 64-bit; it is never negative for rbfs's files.
         unsafe { (*self.as_raw()).i_size as u64 }
+    }
+
+    /// Whether the inode was initialised (its data is there).
+    pub(crate) fn is_initialised_raw(inode: *mut bindings::inode) -> bool {
+        // SAFETY: Called for inodes of `T` (from `alloc_inode`, so in a
+        // `Container<T>`), which are valid until `free_inode`.
+        unsafe { (*crate::container_of!(inode, Container<T>, inode)).data_init }
+    }
+
+    /// The mode: file type and permission bits (`i_mode`).
+    pub fn mode(&self) -> u16 {
+        // SAFETY: A racy read of a plain integer, as the C code does.
+        unsafe { (*self.as_raw()).i_mode }
+    }
+
+    /// The owner, in the filesystem's user namespace.
+    pub fn uid(&self) -> u32 {
+        // SAFETY: A valid inode.
+        unsafe { bindings::i_uid_read(self.as_raw()) }
+    }
+
+    /// The group, in the filesystem's user namespace.
+    pub fn gid(&self) -> u32 {
+        // SAFETY: A valid inode.
+        unsafe { bindings::i_gid_read(self.as_raw()) }
+    }
+
+    /// The device number of a device inode (`i_rdev`, kernel encoding).
+    pub fn rdev(&self) -> u32 {
+        // SAFETY: Set when the inode is initialised and never changed.
+        unsafe { (*self.as_raw()).i_rdev }
+    }
+
+    /// The link count (`i_nlink`).
+    pub fn nlink(&self) -> u32 {
+        // SAFETY: A racy read of a plain integer; changed only under
+        // `i_rwsem` (of the inode or of the directories involved).
+        unsafe { (*self.as_raw()).__bindgen_anon_1.i_nlink }
+    }
+
+    /// Increments the link count and marks the inode dirty.
+    pub fn inc_nlink(&self) {
+        // SAFETY: The VFS holds `i_rwsem` of the directories involved.
+        unsafe { bindings::inc_nlink(self.as_raw()) };
+        self.mark_dirty();
+    }
+
+    /// Decrements the link count and marks the inode dirty.
+    pub fn drop_nlink(&self) {
+        // SAFETY: As for `inc_nlink`; `drop_nlink` warns on underflow.
+        unsafe { bindings::drop_nlink(self.as_raw()) };
+        self.mark_dirty();
+    }
+
+    /// Sets the link count to 0 and marks the inode dirty.
+    pub fn clear_nlink(&self) {
+        // SAFETY: As for `inc_nlink`.
+        unsafe { bindings::clear_nlink(self.as_raw()) };
+        self.mark_dirty();
+    }
+
+    /// Marks the inode dirty, so that `write_inode` writes it back.
+    pub fn mark_dirty(&self) {
+        // SAFETY: A valid, initialised inode.
+        unsafe { bindings::mark_inode_dirty(self.as_raw()) }
+    }
+
+    /// Sets the size (`i_size_write`).  The caller serialises size changes
+    /// (the VFS holds `i_rwsem` for writes and truncation).
+    pub fn set_size(&self, size: u64) {
+        // SAFETY: A valid inode; the caller holds `i_rwsem`.
+        unsafe { bindings::i_size_write(self.as_raw(), size as i64) }
+    }
+
+    /// Sets the space used, in 512-byte sectors (`i_blocks`), under
+    /// `i_lock` as `inode_add_bytes` does.
+    pub fn set_blocks(&self, sectors: u64) {
+        // SAFETY: A valid inode; the helper takes `i_lock`.
+        unsafe { bindings::inode_set_blocks_locked(self.as_raw(), sectors) }
+    }
+
+    /// Access time (seconds, nanoseconds).
+    pub fn atime(&self) -> (i64, u32) {
+        // SAFETY: Racy reads of plain integers, as `inode_get_atime` does.
+        unsafe { ((*self.as_raw()).i_atime_sec, (*self.as_raw()).i_atime_nsec) }
+    }
+
+    /// Modification time (seconds, nanoseconds).
+    pub fn mtime(&self) -> (i64, u32) {
+        // SAFETY: As for `atime`.
+        unsafe { ((*self.as_raw()).i_mtime_sec, (*self.as_raw()).i_mtime_nsec) }
+    }
+
+    /// Change time (seconds, nanoseconds).
+    pub fn ctime(&self) -> (i64, u32) {
+        // SAFETY: As for `atime`.
+        unsafe { ((*self.as_raw()).i_ctime_sec, (*self.as_raw()).i_ctime_nsec) }
+    }
+
+    /// Sets the change time to now and marks the inode dirty.
+    pub fn touch_ctime(&self) {
+        // SAFETY: A valid inode; the VFS holds the locks that serialise
+        // attribute changes for the callers (`i_rwsem`).
+        unsafe { bindings::inode_set_ctime_current(self.as_raw()) };
+        self.mark_dirty();
+    }
+
+    /// Sets the modification and change times to now and marks the inode
+    /// dirty (a directory whose entries changed).
+    pub fn touch_mtime_ctime(&self) {
+        // SAFETY: As for `touch_ctime`.
+        unsafe {
+            let now = bindings::inode_set_ctime_current(self.as_raw());
+            (*self.as_raw()).i_mtime_sec = now.tv_sec;
+            (*self.as_raw()).i_mtime_nsec = now.tv_nsec as u32;
+        }
+        self.mark_dirty();
+    }
+
+    /// Writes the target of a symlink whose target lives in its page
+    /// cache (`page_symlink`), through the inode's address-space
+    /// operations, and marks the inode dirty.
+    pub fn write_symlink_target(&self, target: &crate::str::CStr) -> Result {
+        let len = target.len() + 1;
+        // SAFETY: `target` is NUL terminated, so `len` bytes are readable
+        // (`page_symlink` copies `len - 1` and sets the size to that); the
+        // inode is a new symlink with page-cache operations.
+        crate::error::to_result(unsafe {
+            bindings::page_symlink(self.as_raw(), target.as_char_ptr(), len as i32)
+        })
+    }
+
+    /// Whether the inode was marked bad (after an I/O error reading it).
+    pub fn is_bad(&self) -> bool {
+        // SAFETY: A valid inode.
+        unsafe { bindings::is_bad_inode(self.as_raw()) }
     }
 }
 
@@ -197,17 +334,43 @@ impl<T: FileSystem> New<T> {
         unsafe { (*self.inode.as_ptr()).i_ino as u64 }
     }
 
-    /// Initialises the inode and makes it visible.
-    pub fn init(self, params: Params<T>, data: T::INodeData) -> Result<ARef<INode<T>>> {
-        self.init_with_link(params, data, None)
+    /// Initialises the inode read from the disk and makes it visible.
+    pub fn init(self, params: Params<T>, data: impl PinInit<T::INodeData, Error>) -> Result<ARef<INode<T>>> {
+        self.init_with_link(params, data, None, None)
     }
 
     /// Initialises a fast symlink whose target is `target`.
-    pub fn init_symlink(self, params: Params<T>, data: T::INodeData, target: &[u8]) -> Result<ARef<INode<T>>> {
-        self.init_with_link(params, data, Some(target))
+    pub fn init_symlink(
+        self,
+        params: Params<T>,
+        data: impl PinInit<T::INodeData, Error>,
+        target: &[u8],
+    ) -> Result<ARef<INode<T>>> {
+        self.init_with_link(params, data, Some(target), None)
     }
 
-    fn init_with_link(self, params: Params<T>, data: T::INodeData, target: Option<&[u8]>) -> Result<ARef<INode<T>>> {
+    /// Initialises an inode being created by `how` (`create`, `mkdir`,
+    /// `mknod`, `symlink`): owner, group and the set-group-id bit come from
+    /// the caller and the directory (`inode_init_owner`), the times are
+    /// now, and the inode is marked dirty.  The owner, group and times of
+    /// `params` are ignored.
+    pub fn init_created(
+        self,
+        how: &Creation<'_, T>,
+        params: Params<T>,
+        data: impl PinInit<T::INodeData, Error>,
+        target: Option<&[u8]>,
+    ) -> Result<ARef<INode<T>>> {
+        self.init_with_link(params, data, target, Some(how))
+    }
+
+    fn init_with_link(
+        self,
+        params: Params<T>,
+        data: impl PinInit<T::INodeData, Error>,
+        target: Option<&[u8]>,
+        created: Option<&Creation<'_, T>>,
+    ) -> Result<ARef<INode<T>>> {
         let inode = self.inode.as_ptr();
         // SAFETY: Every inode of `T` is in a `Container<T>`, and a new inode
         // is ours alone until `unlock_new_inode` (type invariant).
@@ -269,8 +432,23 @@ impl<T: FileSystem> New<T> {
                 }
             }
         }
-        c.data.write(data);
+        // SAFETY: The container is boxed and never moves until
+        // `free_inode`, which drops the data only if `data_init` is set; on
+        // failure the data is left uninitialised and `self` is dropped
+        // (`iget_failed`).
+        unsafe { data.__pinned_init(c.data.as_mut_ptr())? };
         c.data_init = true;
+        if let Some(how) = created {
+            // SAFETY: The inode is new and ours; `how` carries the idmap and
+            // the directory of the VFS call creating it (both valid for the
+            // call).  `inode_init_owner` sets `i_mode` (type from `how.mode`),
+            // owner and group; the rest are the attributes of a new inode.
+            unsafe {
+                bindings::inode_init_owner(how.idmap, inode, how.dir.as_raw(), how.mode);
+                bindings::simple_inode_init_ts(inode);
+                bindings::mark_inode_dirty(inode);
+            }
+        }
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: The inode is fully initialised; unlocking makes it visible.
         unsafe { bindings::unlock_new_inode(inode) };
@@ -288,7 +466,38 @@ impl<T: FileSystem> Drop for New<T> {
     }
 }
 
+/// A request to create an inode in a directory, as the VFS passes it to
+/// `create`, `mkdir`, `mknod` and `symlink`.
+pub struct Creation<'a, T: FileSystem> {
+    idmap: *mut bindings::mnt_idmap,
+    dir: &'a INode<T>,
+    /// The full mode: file type and permission bits (`umask` applied).
+    pub mode: u16,
+    /// The device number for `mknod` of a device (kernel encoding).
+    pub rdev: u32,
+}
+
+impl<T: FileSystem> Creation<'_, T> {
+    /// The directory the inode is created in.
+    pub fn dir(&self) -> &INode<T> {
+        self.dir
+    }
+}
+
+/// `RENAME_NOREPLACE`: fail with `EEXIST` if the target exists (the VFS
+/// checks this before calling `rename`).
+pub const RENAME_NOREPLACE: u32 = 1;
+/// `RENAME_EXCHANGE`: swap the source and the (existing) target.
+pub const RENAME_EXCHANGE: u32 = 2;
+/// `RENAME_WHITEOUT`: leave a whiteout behind (overlayfs).
+pub const RENAME_WHITEOUT: u32 = 4;
+
 /// Inode operations (`struct inode_operations`).
+///
+/// The VFS has checked permissions and holds the locks the operation
+/// needs before calling: `i_rwsem` of the directories involved (both, for
+/// a rename between directories), and of the inodes being unlinked,
+/// replaced or linked to.
 #[crate::macros::vtable]
 pub trait Operations {
     /// The filesystem these operations belong to.
@@ -299,6 +508,56 @@ pub trait Operations {
         Err(ENOTDIR)
     }
 
+    /// Creates `name` in `how.dir()` (a regular file, directory, device,
+    /// FIFO or socket, as `how.mode` says) and returns its new inode, with
+    /// its entry in place.  `name` is absent and at most `NAME_MAX` long.
+    fn create(
+        _how: &Creation<'_, Self::FileSystem>,
+        _name: &[u8],
+    ) -> Result<ARef<INode<Self::FileSystem>>> {
+        Err(EPERM)
+    }
+
+    /// Creates a symbolic link `name` to `target` in `how.dir()`.
+    fn symlink(
+        _how: &Creation<'_, Self::FileSystem>,
+        _name: &[u8],
+        _target: &crate::str::CStr,
+    ) -> Result<ARef<INode<Self::FileSystem>>> {
+        Err(EPERM)
+    }
+
+    /// Adds the entry `name` for the existing `inode` to `dir`.
+    fn link(_inode: &INode<Self::FileSystem>, _dir: &INode<Self::FileSystem>, _name: &[u8]) -> Result {
+        Err(EPERM)
+    }
+
+    /// Removes the entry `name` of `inode` (not a directory) from `dir`.
+    fn unlink(_dir: &INode<Self::FileSystem>, _name: &[u8], _inode: &INode<Self::FileSystem>) -> Result {
+        Err(EPERM)
+    }
+
+    /// Removes the directory `inode`, entry `name` of `dir`; fails with
+    /// `ENOTEMPTY` if it has entries.
+    fn rmdir(_dir: &INode<Self::FileSystem>, _name: &[u8], _inode: &INode<Self::FileSystem>) -> Result {
+        Err(EPERM)
+    }
+
+    /// Renames `old_dir`/`old_name` (inode `old`) to `new_dir`/`new_name`,
+    /// which names `new` if it exists.  `flags` are `RENAME_*`.
+    #[allow(clippy::too_many_arguments)]
+    fn rename(
+        _old_dir: &INode<Self::FileSystem>,
+        _old_name: &[u8],
+        _old: &INode<Self::FileSystem>,
+        _new_dir: &INode<Self::FileSystem>,
+        _new_name: &[u8],
+        _new: Option<&INode<Self::FileSystem>>,
+        _flags: u32,
+    ) -> Result {
+        Err(EPERM)
+    }
+
     /// Changes attributes (chmod, chown, utimes, truncate), after the VFS
     /// has checked permissions and the request (`setattr_prepare`).
     fn setattr(_inode: &INode<Self::FileSystem>, _attr: &Attr) -> Result {
@@ -306,20 +565,38 @@ pub trait Operations {
     }
 }
 
-/// An attribute change request (`struct iattr`).
-#[repr(transparent)]
-pub struct Attr(Opaque<bindings::iattr>);
+/// An attribute change request (`struct iattr`) with the idmap of the
+/// mount it came through.
+pub struct Attr {
+    attr: *mut bindings::iattr,
+    idmap: *mut bindings::mnt_idmap,
+}
 
 impl Attr {
     /// Which attributes change (`ATTR_*` bits of `ia_valid`).
     pub fn valid(&self) -> u32 {
         // SAFETY: The request is valid for the call it was passed to.
-        unsafe { (*self.0.get()).ia_valid }
+        unsafe { (*self.attr).ia_valid }
     }
 
     /// Whether the size changes (truncate).
     pub fn changes_size(&self) -> bool {
         self.valid() & bindings::ATTR_SIZE != 0
+    }
+
+    /// The new size, if the size changes.
+    pub fn size(&self) -> Option<u64> {
+        // SAFETY: As for `valid`; `setattr_prepare` refused negative sizes.
+        self.changes_size().then(|| unsafe { (*self.attr).ia_size } as u64)
+    }
+
+    /// Copies every attribute but the size into `inode` (`setattr_copy`)
+    /// and marks it dirty.
+    pub fn copy_to<T: FileSystem>(&self, inode: &INode<T>) {
+        // SAFETY: The request, its idmap and the inode (whose `i_rwsem` the
+        // VFS holds) are valid for the call.
+        unsafe { bindings::setattr_copy(self.idmap, inode.as_raw(), self.attr) };
+        inode.mark_dirty();
     }
 }
 
@@ -340,6 +617,26 @@ impl<T: FileSystem> Ops<T> {
         }
         if U::HAS_SETATTR {
             ops.setattr = Some(OpsTable::<U>::setattr);
+        }
+        if U::HAS_CREATE {
+            ops.create = Some(OpsTable::<U>::create);
+            ops.mkdir = Some(OpsTable::<U>::mkdir);
+            ops.mknod = Some(OpsTable::<U>::mknod);
+        }
+        if U::HAS_SYMLINK {
+            ops.symlink = Some(OpsTable::<U>::symlink);
+        }
+        if U::HAS_LINK {
+            ops.link = Some(OpsTable::<U>::link);
+        }
+        if U::HAS_UNLINK {
+            ops.unlink = Some(OpsTable::<U>::unlink);
+        }
+        if U::HAS_RMDIR {
+            ops.rmdir = Some(OpsTable::<U>::rmdir);
+        }
+        if U::HAS_RENAME {
+            ops.rename = Some(OpsTable::<U>::rename);
         }
         Self(ops, PhantomData)
     }
@@ -362,8 +659,200 @@ impl<U: Operations> OpsTable<U> {
             crate::error::to_result(unsafe { bindings::setattr_prepare(idmap, dentry, attr) })?;
             // SAFETY: A positive dentry pins its inode.
             let inode = unsafe { INode::<U::FileSystem>::from_raw((*dentry).d_inode) };
-            // SAFETY: `Attr` is transparent over the valid request.
-            U::setattr(inode, unsafe { &*attr.cast::<Attr>() })?;
+            U::setattr(inode, &Attr { attr, idmap })?;
+            Ok(0)
+        })
+    }
+
+    /// Creates through `U::create` and instantiates `dentry` with the
+    /// result.
+    ///
+    /// # Safety
+    ///
+    /// `dir` is an initialised directory of `U`'s filesystem whose
+    /// `i_rwsem` is held, `dentry` a negative dentry in it, and `idmap` the
+    /// idmap of the call.
+    unsafe fn do_create(
+        idmap: *mut bindings::mnt_idmap,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+        mode: bindings::umode_t,
+        rdev: bindings::dev_t,
+        target: Option<&crate::str::CStr>,
+    ) -> Result<core::ffi::c_int> {
+        // SAFETY: Per the safety requirements.
+        let (dir, d) = unsafe { (INode::<U::FileSystem>::from_raw(dir), DEntry::from_raw(dentry)) };
+        let how = Creation { idmap, dir, mode, rdev };
+        let inode = match target {
+            Some(t) => U::symlink(&how, d.name(), t)?,
+            None => U::create(&how, d.name())?,
+        };
+        // SAFETY: `d_instantiate` takes over the inode reference.
+        unsafe { bindings::d_instantiate(d.as_raw(), ARef::into_raw(inode).as_ptr().cast()) };
+        Ok(0)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_create`) as `do_create` requires.
+    unsafe extern "C" fn create(
+        idmap: *mut bindings::mnt_idmap,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+        mode: bindings::umode_t,
+        _excl: bool,
+    ) -> core::ffi::c_int {
+        // SAFETY: Per the safety requirements.
+        from_result(|| unsafe { Self::do_create(idmap, dir, dentry, mode, 0, None) })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_mkdir`) as `do_create` requires.
+    unsafe extern "C" fn mkdir(
+        idmap: *mut bindings::mnt_idmap,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+        mode: bindings::umode_t,
+    ) -> core::ffi::c_int {
+        let mode = (mode & !(bindings::S_IFMT as u16)) | bindings::S_IFDIR as u16;
+        // SAFETY: Per the safety requirements.
+        from_result(|| unsafe { Self::do_create(idmap, dir, dentry, mode, 0, None) })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_mknod`) as `do_create` requires.
+    unsafe extern "C" fn mknod(
+        idmap: *mut bindings::mnt_idmap,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+        mode: bindings::umode_t,
+        rdev: bindings::dev_t,
+    ) -> core::ffi::c_int {
+        // SAFETY: Per the safety requirements.
+        from_result(|| unsafe { Self::do_create(idmap, dir, dentry, mode, rdev, None) })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_symlink`) as `do_create` requires, with a
+    /// NUL-terminated target.
+    unsafe extern "C" fn symlink(
+        idmap: *mut bindings::mnt_idmap,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+        target: *const u8,
+    ) -> core::ffi::c_int {
+        // SAFETY: The VFS passes a NUL-terminated string valid for the call.
+        let t = unsafe { crate::str::CStr::from_char_ptr(target) };
+        let mode = bindings::S_IFLNK as u16 | 0o777;
+        // SAFETY: Per the safety requirements.
+        from_result(|| unsafe { Self::do_create(idmap, dir, dentry, mode, 0, Some(t)) })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_link`) with a positive `old` dentry of `U`'s
+    /// filesystem (its inode's `i_rwsem` held), the directory `dir`
+    /// (`i_rwsem` held) and a negative `dentry` in it.
+    unsafe extern "C" fn link(
+        old: *mut bindings::dentry,
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Per the safety requirements.
+            let (inode, dir, d) = unsafe {
+                (
+                    INode::<U::FileSystem>::from_raw((*old).d_inode),
+                    INode::<U::FileSystem>::from_raw(dir),
+                    DEntry::from_raw(dentry),
+                )
+            };
+            U::link(inode, dir, d.name())?;
+            // SAFETY: The new dentry takes a new reference to the inode.
+            unsafe {
+                bindings::ihold(inode.as_raw());
+                bindings::d_instantiate(d.as_raw(), inode.as_raw());
+            }
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_unlink`, `vfs_rmdir`) with the directory
+    /// (`i_rwsem` held) and a positive dentry in it (its inode's `i_rwsem`
+    /// held).
+    unsafe fn victim<'a>(
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+    ) -> (&'a INode<U::FileSystem>, &'a DEntry, &'a INode<U::FileSystem>) {
+        // SAFETY: Per the safety requirements.
+        unsafe {
+            (
+                INode::<U::FileSystem>::from_raw(dir),
+                DEntry::from_raw(dentry),
+                INode::<U::FileSystem>::from_raw((*dentry).d_inode),
+            )
+        }
+    }
+
+    /// # Safety
+    ///
+    /// See `victim`.
+    unsafe extern "C" fn unlink(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Per the safety requirements.
+            let (dir, d, inode) = unsafe { Self::victim(dir, dentry) };
+            U::unlink(dir, d.name(), inode)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// See `victim`.
+    unsafe extern "C" fn rmdir(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Per the safety requirements.
+            let (dir, d, inode) = unsafe { Self::victim(dir, dentry) };
+            U::rmdir(dir, d.name(), inode)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_rename`) with both directories locked
+    /// (`lock_rename`), a positive `old_dentry`, and `new_dentry` positive
+    /// or negative; the inodes involved are locked too.
+    unsafe extern "C" fn rename(
+        _idmap: *mut bindings::mnt_idmap,
+        old_dir: *mut bindings::inode,
+        old_dentry: *mut bindings::dentry,
+        new_dir: *mut bindings::inode,
+        new_dentry: *mut bindings::dentry,
+        flags: core::ffi::c_uint,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Per the safety requirements.
+            let (od, odent, old, nd, ndent) = unsafe {
+                (
+                    INode::<U::FileSystem>::from_raw(old_dir),
+                    DEntry::from_raw(old_dentry),
+                    INode::<U::FileSystem>::from_raw((*old_dentry).d_inode),
+                    INode::<U::FileSystem>::from_raw(new_dir),
+                    DEntry::from_raw(new_dentry),
+                )
+            };
+            // SAFETY: A positive dentry pins its inode.
+            let new = unsafe {
+                let i = (*new_dentry).d_inode;
+                (!i.is_null()).then(|| INode::<U::FileSystem>::from_raw(i))
+            };
+            U::rename(od, odent.name(), old, nd, ndent.name(), new, flags)?;
             Ok(0)
         })
     }

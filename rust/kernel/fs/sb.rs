@@ -92,6 +92,20 @@ impl<T: FileSystem> SuperBlock<T> {
         Buffer::read(unsafe { (*self.as_raw()).s_bdev }, block, self.block_size())
     }
 
+    /// Returns block `block` filled with zeroes, without reading it, for a
+    /// block just allocated.
+    pub fn zeroed_block(&self, block: u64) -> Result<Buffer> {
+        // SAFETY: The super block is valid and its device open.
+        Buffer::zeroed(unsafe { (*self.as_raw()).s_bdev }, block, self.block_size())
+    }
+
+    /// Forgets the buffer-cache copy of block `block`, if any, dirty or not
+    /// (see [`Buffer::forget`]): for a metadata block being freed.
+    pub fn forget_block(&self, block: u64) {
+        // SAFETY: The super block is valid and its device open.
+        super::buffer::forget_cached(unsafe { (*self.as_raw()).s_bdev }, block, self.block_size())
+    }
+
     /// Returns the in-memory inode `ino`, reading it with `T::read_inode`
     /// style code through [`inode::New`] if it is not cached.
     pub fn iget(&self, ino: u64) -> Result<inode::Lookup<T>> {
@@ -255,8 +269,71 @@ impl<T: FileSystem> Tables<T> {
         ops.alloc_inode = Some(inode::Tables::<T>::alloc_inode);
         ops.free_inode = Some(inode::Tables::<T>::free_inode);
         ops.statfs = Some(Self::statfs);
+        ops.write_inode = Some(Self::write_inode);
+        ops.evict_inode = Some(Self::evict_inode);
+        ops.sync_fs = Some(Self::sync_fs);
+        ops.put_super = Some(Self::put_super);
         ops
     };
+
+    /// # Safety
+    ///
+    /// Called by the VFS's inode writeback with an initialised inode of a
+    /// super block of type `T` and a valid writeback control.
+    unsafe extern "C" fn write_inode(inode: *mut bindings::inode, wbc: *mut bindings::writeback_control) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: The inode is referenced by the writeback (`I_SYNC`) and
+            // was initialised: uninitialised inodes are never dirty.
+            let i = unsafe { inode::INode::<T>::from_raw(inode) };
+            // SAFETY: `wbc` is valid for the call.
+            let sync = unsafe { (*wbc).sync_mode } == bindings::writeback_sync_modes_WB_SYNC_ALL;
+            T::write_inode(i, sync)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS (`evict`) once for each inode of a super block of
+    /// type `T` that leaves the cache, with `I_FREEING` set.
+    unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
+        // SAFETY: The inode is valid and ours until `clear_inode`;
+        // truncating its page cache waits for any writeback of it.
+        unsafe { bindings::truncate_inode_pages_final(&mut (*inode).i_data) };
+        if inode::INode::<T>::is_initialised_raw(inode) {
+            // SAFETY: Initialised (checked just above), and alive until
+            // `free_inode`, which comes after this call.
+            T::evict_inode(unsafe { inode::INode::<T>::from_raw(inode) });
+        }
+        // SAFETY: The inode is being evicted: buffers associated with it by
+        // `mark_buffer_dirty_inode` must go before `clear_inode`, which
+        // requires the list to be empty.
+        unsafe {
+            bindings::invalidate_inode_buffers(inode);
+            bindings::clear_inode(inode);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS with an active super block of type `T`.
+    unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: core::ffi::c_int) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Active and filled: `s_fs_info` is set.
+            let s = unsafe { SuperBlock::<T>::from_raw(sb) };
+            T::sync_fs(s, wait != 0)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by `generic_shutdown_super` for a filled super block of type
+    /// `T`, after every inode was evicted.
+    unsafe extern "C" fn put_super(sb: *mut bindings::super_block) {
+        // SAFETY: `s_fs_info` is still set; `kill_sb` drops it afterwards.
+        T::put_super(unsafe { SuperBlock::<T>::from_raw(sb) });
+    }
 
     /// # Safety
     ///

@@ -1,21 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The block mapper: file block index to device block, through the
-//! inode's direct pointers and up to four levels of indirect blocks.
+//! inode's direct pointers and up to four levels of indirect blocks;
+//! allocation of blocks for writes, and freeing them on truncation.
+//!
+//! The map of an inode (its pointers, block count and allocation hint) is
+//! behind the inode's map mutex.  Indirect blocks are read and changed
+//! through the buffer cache under their buffer locks, checksum checked on
+//! every read and resealed on every change, and associated with the inode
+//! so that `fsync` writes them.
 
-use crate::format::{self, IndirectBlock};
+use crate::alloc;
+use crate::format::{self, IndirectBlock, N_DIRECT, N_LEVELS};
+use crate::inode::MapState;
 use crate::sb::{corrupt, Rbfs};
 use crate::write;
 use kernel::fs::folio::Locked;
 use kernel::fs::writeback::{Iter, WritebackControl};
-use kernel::fs::{address_space, file, inode, inode::INode};
+use kernel::fs::{address_space, file, inode, inode::INode, SECTOR_SIZE};
 use kernel::prelude::*;
 
 /// Page-cache operations of regular files and long symlinks.
 pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
 
-/// File operations of regular files (writes need a read-write mount).
-pub(crate) static REG_FOPS: file::Ops<Rbfs> = file::Ops::read_write_regular();
+/// File operations of regular files.
+pub(crate) static REG_FOPS: file::Ops<Rbfs> = file::Ops::read_write_regular::<Mapper>();
 
 /// Inode operations of regular files.
 pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>();
@@ -26,12 +35,37 @@ pub(crate) struct RegOps;
 impl inode::Operations for RegOps {
     type FileSystem = Rbfs;
 
-    /// Attribute changes (chmod, chown, utimes, truncate) need inode
-    /// writeback, which this version does not have: refuse them rather
-    /// than change only the in-memory inode.
-    fn setattr(_inode: &INode<Rbfs>, _attr: &inode::Attr) -> Result {
-        Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)))
+    /// chmod, chown, utimes and truncate (with partial-block zeroing and
+    /// block freeing).
+    fn setattr(inode: &INode<Rbfs>, attr: &inode::Attr) -> Result {
+        if let Some(size) = attr.size() {
+            set_size(inode, size)?;
+        }
+        attr.copy_to(inode);
+        Ok(())
     }
+}
+
+/// Truncates or extends a regular file to `size`.
+fn set_size(inode: &INode<Rbfs>, size: u64) -> Result {
+    let old = inode.size();
+    if size == old {
+        return Ok(());
+    }
+    let log = inode.super_block().data().block_log();
+    if size < old {
+        // The block that holds the new end stays: zero its tail, so that
+        // it reads as zeroes if the file grows again.
+        address_space::zero_partial_block::<Mapper>(inode, size)?;
+    }
+    address_space::truncate(inode, size, || {
+        if size < old {
+            let keep = (size + (1 << log) - 1) >> log;
+            truncate_blocks(inode, keep)
+        } else {
+            Ok(())
+        }
+    })
 }
 
 pub(crate) struct Mapper;
@@ -44,20 +78,13 @@ impl address_space::Operations for Mapper {
         map(inode, index).map(|b| b.map(u64::from))
     }
 
-    /// Writes go to blocks the file already has: this version allocates
-    /// nothing, so a hole cannot be written.
-    fn map_block_for_write(inode: &INode<Rbfs>, index: u64) -> Result<u64> {
-        map(inode, index)?.map(u64::from).ok_or(ENOSPC)
+    fn map_block_for_write(inode: &INode<Rbfs>, index: u64) -> Result<(u64, bool)> {
+        map_alloc(inode, index).map(|(b, new)| (u64::from(b), new))
     }
 
-    /// Files keep their size (growing one needs allocation and inode
-    /// writeback).
-    fn begin_write(inode: &INode<Rbfs>, pos: i64, len: u32) -> Result {
-        let end = (pos as u64).checked_add(u64::from(len)).ok_or(EINVAL)?;
-        if end > inode.size() {
-            return Err(ENOSPC);
-        }
-        Ok(())
+    fn write_failed(inode: &INode<Rbfs>) -> Result {
+        let log = inode.super_block().data().block_log();
+        truncate_blocks(inode, (inode.size() + (1 << log) - 1) >> log)
     }
 
     fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
@@ -69,25 +96,40 @@ impl address_space::Operations for Mapper {
     }
 }
 
+fn check_block(inode: &INode<Rbfs>, block: u32) -> Result {
+    let sb = inode.super_block();
+    sb.data()
+        .sb
+        .check_data_block(block)
+        .map_err(|e| corrupt(sb, format_args!("inode {} block map", inode.ino()), e))
+}
+
+/// Reads pointer `i` of indirect block `block`.
+fn read_ptr(inode: &INode<Rbfs>, block: u32, i: u32) -> Result<u32> {
+    check_block(inode, block)?;
+    let sb = inode.super_block();
+    let buf = sb.bread(u64::from(block))?;
+    let data = buf.lock();
+    let ind = IndirectBlock::parse(data.data(), &sb.data().sb)
+        .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e))?;
+    Ok(ind.get(i as usize))
+}
+
 /// Maps file block `index` of `inode`; `None` for a hole.
 pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
     let sb = inode.super_block();
-    let info = sb.data();
-    let Some(path) = format::block_path(info.block_log(), index) else {
+    let Some(path) = format::block_path(sb.data().block_log(), index) else {
         // Beyond the largest file the map can describe: s_maxbytes keeps
         // the VFS from asking, so this is a hole if it ever happens.
         return Ok(None);
     };
-    let mut ptr = inode.data().map[path.slot];
+    let st = inode.data().map.lock();
+    let mut ptr = st.ptrs[path.slot];
     for level in 0..path.depth {
         if ptr == 0 {
             return Ok(None);
         }
-        check_block(inode, ptr)?;
-        let buf = sb.bread(u64::from(ptr))?;
-        let ind = IndirectBlock::parse(buf.data(), &info.sb)
-            .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), ptr), e))?;
-        ptr = ind.get(path.idx[level] as usize);
+        ptr = read_ptr(inode, ptr, path.idx[level])?;
     }
     if ptr == 0 {
         return Ok(None);
@@ -96,10 +138,226 @@ pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
     Ok(Some(ptr))
 }
 
-fn check_block(inode: &INode<Rbfs>, block: u32) -> Result {
+/// 512-byte sectors per block.
+fn sectors_per_block(inode: &INode<Rbfs>) -> u64 {
+    (1u64 << inode.super_block().data().block_log()) / SECTOR_SIZE
+}
+
+/// Allocates a block for `inode` near its last one, and counts it.
+fn new_block(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
+    let goal = if st.last != 0 { st.last + 1 } else { 0 };
+    let b = alloc::alloc_block(inode.super_block(), goal)?;
+    st.last = b;
+    st.blocks += sectors_per_block(inode);
+    inode.set_blocks(st.blocks);
+    inode.mark_dirty();
+    Ok(b)
+}
+
+/// Allocates an indirect block for `inode`: all holes, checksummed.
+fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
+    let b = new_block(inode, st)?;
+    let buf = inode.super_block().zeroed_block(u64::from(b))?;
+    let mut data = buf.lock();
+    format::indirect_init(data.data_mut()).map_err(|_| EINVAL)?;
+    data.mark_dirty_for(inode);
+    Ok(b)
+}
+
+/// Sets pointer `i` of indirect block `block` to `value`.
+fn write_ptr(inode: &INode<Rbfs>, block: u32, i: u32, value: u32) -> Result {
     let sb = inode.super_block();
-    sb.data()
-        .sb
-        .check_data_block(block)
-        .map_err(|e| corrupt(sb, format_args!("inode {} block map", inode.ino()), e))
+    let buf = sb.bread(u64::from(block))?;
+    let mut data = buf.lock();
+    if let Err(e) = IndirectBlock::parse(data.data(), &sb.data().sb) {
+        return Err(corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e));
+    }
+    let d = data.data_mut();
+    format::indirect_set(d, i as usize, value).and_then(|()| format::indirect_seal(d)).map_err(|_| EINVAL)?;
+    data.mark_dirty_for(inode);
+    Ok(())
+}
+
+/// Maps file block `index` of `inode` for a write, allocating it (and the
+/// indirect blocks on its path) if it is a hole.  Returns the block and
+/// whether it is new.
+pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> {
+    let path = format::block_path(inode.super_block().data().block_log(), index).ok_or(EFBIG)?;
+    let mut st = inode.data().map.lock();
+    let mut ptr = st.ptrs[path.slot];
+    if ptr == 0 {
+        ptr = if path.depth == 0 { new_block(inode, &mut st)? } else { new_indirect(inode, &mut st)? };
+        st.ptrs[path.slot] = ptr;
+        if path.depth == 0 {
+            return Ok((ptr, true));
+        }
+    } else if path.depth == 0 {
+        check_block(inode, ptr)?;
+        return Ok((ptr, false));
+    }
+    for level in 0..path.depth {
+        let i = path.idx[level];
+        let last = level + 1 == path.depth;
+        let child = read_ptr(inode, ptr, i)?;
+        if child != 0 {
+            if last {
+                check_block(inode, child)?;
+                return Ok((child, false));
+            }
+            ptr = child;
+            continue;
+        }
+        // Allocate with no buffer lock held; the map mutex keeps the tree
+        // as it is meanwhile.
+        let new = if last { new_block(inode, &mut st)? } else { new_indirect(inode, &mut st)? };
+        write_ptr(inode, ptr, i, new)?;
+        if last {
+            return Ok((new, true));
+        }
+        ptr = new;
+    }
+    // A path of depth >= 1 returns from the loop.
+    Err(EINVAL)
+}
+
+/// A run of contiguous blocks waiting to be freed.
+struct Run {
+    start: u32,
+    len: u32,
+    freed: u64,
+    /// Forget buffer-cache copies (directory blocks live there).
+    forget: bool,
+}
+
+impl Run {
+    fn add(&mut self, inode: &INode<Rbfs>, block: u32) -> Result {
+        if self.forget {
+            inode.super_block().forget_block(u64::from(block));
+        }
+        self.freed += 1;
+        if self.len > 0 && self.start.checked_add(self.len) == Some(block) {
+            self.len += 1;
+            return Ok(());
+        }
+        self.flush(inode)?;
+        self.start = block;
+        self.len = 1;
+        Ok(())
+    }
+
+    fn flush(&mut self, inode: &INode<Rbfs>) -> Result {
+        if self.len == 0 {
+            return Ok(());
+        }
+        let (start, len) = (self.start, self.len);
+        self.len = 0;
+        alloc::free_blocks(inode.super_block(), start, len)
+    }
+}
+
+/// Reads the pointers of indirect block `block` (checked).
+fn read_ptrs(inode: &INode<Rbfs>, block: u32) -> Result<KVec<u32>> {
+    check_block(inode, block)?;
+    let sb = inode.super_block();
+    let buf = sb.bread(u64::from(block))?;
+    let data = buf.lock();
+    let ind = IndirectBlock::parse(data.data(), &sb.data().sb)
+        .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e))?;
+    // GFP_KERNEL under the map mutex is safe: reclaim never takes a map
+    // mutex (writeback does not allocate blocks, and eviction from the
+    // inode shrinker frees nothing: only an inode's last `iput` after its
+    // last unlink does).
+    let mut v = KVec::with_capacity(ind.len(), GFP_KERNEL)?;
+    for i in 0..ind.len() {
+        v.push(ind.get(i), GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// Frees, in the tree of `depth` levels rooted at indirect block `block`,
+/// every file block from relative index `start` on, and the indirect
+/// blocks that become empty.  Returns whether `block` itself is now empty
+/// (the caller frees it and clears its pointer).
+fn free_tree(inode: &INode<Rbfs>, block: u32, depth: usize, start: u64, run: &mut Run) -> Result<bool> {
+    let log = inode.super_block().data().block_log();
+    let mut ptrs = read_ptrs(inode, block)?;
+    let child_span = format::blocks_at_depth(log, depth - 1);
+    let first = (start / child_span) as usize;
+    let mut changed = false;
+    for i in first..ptrs.len() {
+        let child = ptrs[i];
+        if child == 0 {
+            continue;
+        }
+        let clear = if depth == 1 {
+            true
+        } else {
+            let sub = if i == first { start - first as u64 * child_span } else { 0 };
+            free_tree(inode, child, depth - 1, sub, run)?
+        };
+        if clear {
+            if depth == 1 {
+                check_block(inode, child)?;
+            }
+            run.add(inode, child)?;
+            ptrs[i] = 0;
+            changed = true;
+        }
+    }
+    let sb = inode.super_block();
+    if ptrs.iter().all(|&p| p == 0) {
+        sb.forget_block(u64::from(block));
+        return Ok(true);
+    }
+    if changed {
+        let buf = sb.bread(u64::from(block))?;
+        let mut data = buf.lock();
+        let d = data.data_mut();
+        for (i, &p) in ptrs.iter().enumerate().skip(first) {
+            if p == 0 {
+                format::indirect_set(d, i, 0).map_err(|_| EINVAL)?;
+            }
+        }
+        format::indirect_seal(d).map_err(|_| EINVAL)?;
+        data.mark_dirty_for(inode);
+    }
+    Ok(false)
+}
+
+/// Frees every block of `inode` from file block `keep` on, and the
+/// indirect blocks no longer needed; updates the block count.
+pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
+    let log = inode.super_block().data().block_log();
+    let mut st = inode.data().map.lock();
+    let mut run = Run { start: 0, len: 0, freed: 0, forget: crate::inode::is_dir(inode) };
+    let mut result = (|| {
+        for i in (keep.min(N_DIRECT as u64) as usize)..N_DIRECT {
+            let b = st.ptrs[i];
+            if b != 0 {
+                check_block(inode, b)?;
+                run.add(inode, b)?;
+                st.ptrs[i] = 0;
+            }
+        }
+        let mut base = N_DIRECT as u64;
+        for depth in 1..=N_LEVELS {
+            let span = format::blocks_at_depth(log, depth);
+            let slot = N_DIRECT + depth - 1;
+            let root = st.ptrs[slot];
+            if root != 0 && keep < base + span && free_tree(inode, root, depth, keep.saturating_sub(base), &mut run)? {
+                run.add(inode, root)?;
+                st.ptrs[slot] = 0;
+            }
+            base = base.saturating_add(span);
+        }
+        Ok(())
+    })();
+    result = result.and(run.flush(inode));
+    st.blocks = st.blocks.saturating_sub(run.freed * sectors_per_block(inode));
+    if st.last != 0 && run.freed > 0 {
+        st.last = 0;
+    }
+    inode.set_blocks(st.blocks);
+    inode.mark_dirty();
+    result
 }

@@ -1,26 +1,55 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Reading inodes from the inode table into the inode cache.
+//! Inodes: reading them from the inode table, creating, writing back and
+//! freeing them.
 
-use crate::format::{self, Inode, N_MAP};
+use crate::format::{self, Inode, Timestamp, N_MAP};
 use crate::sb::{corrupt, euclean, Rbfs};
-use crate::{bmap, dir};
-use kernel::fs::inode::{INode, Kind, Lookup, Params};
+use crate::{alloc, bmap, dir};
+use kernel::fs::buffer::Buffer;
+use kernel::fs::inode::{Creation, INode, Kind, Lookup, New, Params};
 use kernel::fs::sb::SuperBlock;
 use kernel::prelude::*;
+use kernel::new_mutex;
+use kernel::sync::Mutex;
 use kernel::types::ARef;
 
+/// The block map of an inode, behind its map mutex.
+pub(crate) struct MapState {
+    /// Direct pointers and indirect roots; for a fast symlink, the target.
+    pub(crate) ptrs: [u32; N_MAP],
+    /// Space used, in 512-byte sectors (data and indirect blocks).
+    pub(crate) blocks: u64,
+    /// The block allocated last (where the next allocation looks first).
+    pub(crate) last: u32,
+}
+
 /// What rbfs keeps with every in-memory inode.
+#[pin_data]
 pub(crate) struct InodeInfo {
-    /// The block map (direct pointers and indirect roots).
-    pub(crate) map: [u32; N_MAP],
-    /// The full mode, type bits included.
-    pub(crate) mode: u16,
+    /// The block map.
+    #[pin]
+    pub(crate) map: Mutex<MapState>,
+    /// The file type bits of the mode (never change).
+    pub(crate) fmt: u16,
+    /// Creation time (kept as read or set at creation).
+    pub(crate) crtime: Timestamp,
+    /// Generation number.
+    pub(crate) generation: u32,
+}
+
+fn info(ptrs: [u32; N_MAP], blocks: u64, fmt: u16, crtime: Timestamp, generation: u32) -> impl PinInit<InodeInfo, Error> {
+    try_pin_init!(InodeInfo {
+        map <- new_mutex!(MapState { ptrs, blocks, last: 0 }, "rbfs::inode::map"),
+        fmt,
+        crtime,
+        generation,
+    })
 }
 
 /// Whether an inode is a directory.
 pub(crate) fn is_dir(inode: &INode<Rbfs>) -> bool {
-    inode.data().mode & format::S_IFMT == format::S_IFDIR
+    inode.data().fmt == format::S_IFDIR
 }
 
 /// Encodes a device number the way the kernel's `MKDEV` does.
@@ -28,45 +57,67 @@ fn mkdev(major: u32, minor: u32) -> u32 {
     (major << 20) | (minor & 0xfffff)
 }
 
+/// The kind and operations for an inode of mode `mode`.
+fn kind(mode: u16, fast_symlink: bool, major: u32, minor: u32) -> Option<Kind<Rbfs>> {
+    Some(match mode & format::S_IFMT {
+        format::S_IFDIR => Kind::Dir(&dir::DIR_IOPS, &dir::DIR_FOPS),
+        format::S_IFREG => Kind::Reg(&bmap::REG_IOPS, &bmap::REG_FOPS, &bmap::AOPS),
+        format::S_IFLNK if fast_symlink => Kind::FastSymlink,
+        format::S_IFLNK => Kind::Symlink(&bmap::AOPS),
+        format::S_IFCHR => Kind::Chr(mkdev(major, minor)),
+        format::S_IFBLK => Kind::Blk(mkdev(major, minor)),
+        format::S_IFIFO => Kind::Fifo,
+        format::S_IFSOCK => Kind::Sock,
+        _ => return None,
+    })
+}
+
+/// Reads the inode-table block holding `ino`; returns it and the offset.
+fn table_block(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<(Buffer, usize)> {
+    let (block, offset) =
+        sb.data().sb.inode_location(ino).map_err(|e| corrupt(sb, format_args!("inode {}", ino), e))?;
+    Ok((sb.bread(u64::from(block))?, offset))
+}
+
 /// Returns inode `ino`, from the inode cache or read from the disk.
 pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>> {
-    let info = sb.data();
-    if let Err(e) = info.sb.check_ino(ino) {
+    let info_sb = sb.data();
+    if let Err(e) = info_sb.sb.check_ino(ino) {
         return Err(corrupt(sb, format_args!("reference to inode {}", ino), e));
     }
     let new = match sb.iget(u64::from(ino))? {
         Lookup::Cached(inode) => return Ok(inode),
         Lookup::New(new) => new,
     };
-    let (block, offset) = info.sb.inode_location(ino).map_err(|e| corrupt(sb, format_args!("inode {}", ino), e))?;
-    let buf = sb.bread(u64::from(block))?;
-    let bytes = buf.data().get(offset..offset + format::INODE_SIZE).ok_or_else(euclean)?;
-    let disk = match Inode::parse(bytes, ino, &info.sb) {
+    let (buf, offset) = table_block(sb, ino)?;
+    let parsed = {
+        let data = buf.lock();
+        let bytes = data.data().get(offset..offset + format::INODE_SIZE).ok_or_else(euclean)?;
+        Inode::parse(bytes, ino, &info_sb.sb)
+    };
+    drop(buf);
+    let disk = match parsed {
         Ok(Some(i)) => i,
         Ok(None) => {
-            if info.reports_allowed() {
+            if info_sb.reports_allowed() {
                 pr_err!("{}: corrupt metadata: inode {} is referenced but free\n", sb.device_name(), ino);
             }
             return Err(euclean());
         }
         Err(e) => return Err(corrupt(sb, format_args!("inode {}", ino), e)),
     };
-    drop(buf);
-
-    let kind = match disk.mode & format::S_IFMT {
-        format::S_IFDIR => Kind::Dir(&dir::DIR_IOPS, &dir::DIR_FOPS),
-        format::S_IFREG => Kind::Reg(&bmap::REG_IOPS, &bmap::REG_FOPS, &bmap::AOPS),
-        format::S_IFLNK if disk.is_fast_symlink() => Kind::FastSymlink,
-        format::S_IFLNK => Kind::Symlink(&bmap::AOPS),
-        format::S_IFCHR => Kind::Chr(mkdev(disk.rdev_major, disk.rdev_minor)),
-        format::S_IFBLK => Kind::Blk(mkdev(disk.rdev_major, disk.rdev_minor)),
-        format::S_IFIFO => Kind::Fifo,
-        format::S_IFSOCK => Kind::Sock,
-        _ => return Err(corrupt(sb, format_args!("inode {}", ino), format::FormatError::BadField("mode"))),
+    if disk.links == 0 {
+        if info_sb.reports_allowed() {
+            pr_err!("{}: corrupt metadata: inode {} is referenced but has no links\n", sb.device_name(), ino);
+        }
+        return Err(euclean());
+    }
+    let Some(k) = kind(disk.mode, disk.is_fast_symlink(), disk.rdev_major, disk.rdev_minor) else {
+        return Err(corrupt(sb, format_args!("inode {}", ino), format::FormatError::BadField("mode")));
     };
-    let fast = matches!(kind, Kind::FastSymlink);
+    let fast = matches!(k, Kind::FastSymlink);
     let params = Params {
-        kind,
+        kind: k,
         perm: disk.mode & 0o7777,
         nlink: disk.links,
         uid: disk.uid,
@@ -78,12 +129,192 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
         ctime: (disk.ctime.sec, disk.ctime.nsec),
         link: &[],
     };
-    let data = InodeInfo { map: disk.map, mode: disk.mode };
+    let data = info(disk.map, disk.blocks, disk.mode & format::S_IFMT, disk.crtime, disk.generation);
     if fast {
         let inline = disk.inline_data();
         let len = (disk.size as usize).min(inline.len());
         new.init_symlink(params, data, &inline[..len])
     } else {
         new.init(params, data)
+    }
+}
+
+/// Allocates an inode number and returns the new in-memory inode for it.
+fn new_ino(sb: &SuperBlock<Rbfs>) -> Result<(u32, New<Rbfs>)> {
+    let ino = alloc::alloc_ino(sb)?;
+    match sb.iget(u64::from(ino)) {
+        Ok(Lookup::New(new)) => Ok((ino, new)),
+        Ok(Lookup::Cached(_)) => {
+            // The bitmap says free, but the inode is in use.
+            Err(corrupt(sb, format_args!("inode bitmap: inode {} in use but marked free", ino), format::FormatError::BadBitmap("inode in use marked free")))
+        }
+        Err(e) => {
+            let _ = alloc::free_ino(sb, ino);
+            Err(e)
+        }
+    }
+}
+
+/// Creates a new inode as `how` says: a regular file, directory (with its
+/// first block: "." and ".."), device, FIFO, socket or symlink (`target`).
+/// The inode is written to the inode table; the caller adds its entry.
+pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<ARef<INode<Rbfs>>> {
+    let sb = how.dir().super_block();
+    let bs = 1u64 << sb.data().block_log();
+    let mode = how.mode;
+    let fmt = mode & format::S_IFMT;
+    let (major, minor) = (how.rdev >> 20, how.rdev & 0xfffff);
+    let mut ptrs = [0u32; N_MAP];
+    let mut size = 0;
+    if let Some(t) = target {
+        let t = t.as_bytes();
+        if t.len() as u64 >= bs {
+            return Err(Error::from_errno(-(kernel::bindings::ENAMETOOLONG as i32)));
+        }
+        if t.len() <= format::FAST_SYMLINK_MAX {
+            let mut tmp = Inode { mode, ..Default::default() };
+            tmp.set_fast_symlink(t).map_err(|_| EINVAL)?;
+            ptrs = tmp.map;
+            size = t.len() as u64;
+        }
+    }
+    let fast = target.is_some() && size > 0;
+    let k = kind(mode, fast, major, minor).ok_or(EINVAL)?;
+    let is_dev = matches!(k, Kind::Chr(_) | Kind::Blk(_));
+    if !is_dev && how.rdev != 0 {
+        return Err(EINVAL);
+    }
+    let (ino, new) = new_ino(sb)?;
+    let now = kernel::fs::real_time_secs();
+    let params = Params {
+        kind: k,
+        perm: mode & 0o7777,
+        nlink: if fmt == format::S_IFDIR { 2 } else { 1 },
+        uid: 0,
+        gid: 0,
+        // A directory is never smaller than its first block.
+        size: if fmt == format::S_IFDIR { bs } else { size },
+        blocks: 0,
+        atime: (now, 0),
+        mtime: (now, 0),
+        ctime: (now, 0),
+        link: &[],
+    };
+    let crtime = Timestamp { sec: now, nsec: 0 };
+    let generation = ino.wrapping_mul(2_654_435_761) ^ now as u32;
+    let data = info(ptrs, 0, fmt, crtime, generation);
+    let inode = match (fast, target) {
+        (true, Some(t)) => new.init_created(how, params, data, Some(t.as_bytes())),
+        _ => new.init_created(how, params, data, None),
+    };
+    let inode = match inode {
+        Ok(i) => i,
+        Err(e) => {
+            // Initialisation failed: the in-memory inode is gone
+            // (`iget_failed`), nothing is on the disk yet.
+            let _ = alloc::free_ino(sb, ino);
+            return Err(e);
+        }
+    };
+    // From here on, a failure drops the link count to 0 and the inode,
+    // whose eviction frees what it has.
+    let r = (|| {
+        if fmt == format::S_IFDIR {
+            dir::init_dir(&inode, how.dir().ino() as u32)?;
+        } else if let (false, Some(t)) = (fast, target) {
+            inode.write_symlink_target(t)?;
+        }
+        write_inode(&inode, false)
+    })();
+    if let Err(e) = r {
+        inode.clear_nlink();
+        return Err(e);
+    }
+    Ok(inode)
+}
+
+/// The on-disk form of `inode`.
+fn to_disk(inode: &INode<Rbfs>) -> Inode {
+    let d = inode.data();
+    let st = d.map.lock();
+    let ts = |(sec, nsec): (i64, u32)| Timestamp { sec, nsec };
+    let is_dev = matches!(d.fmt, format::S_IFCHR | format::S_IFBLK);
+    let rdev = inode.rdev();
+    Inode {
+        mode: inode.mode(),
+        uid: inode.uid(),
+        gid: inode.gid(),
+        links: inode.nlink(),
+        size: inode.size(),
+        atime: ts(inode.atime()),
+        mtime: ts(inode.mtime()),
+        ctime: ts(inode.ctime()),
+        crtime: d.crtime,
+        flags: 0,
+        generation: d.generation,
+        blocks: st.blocks,
+        rdev_major: if is_dev { rdev >> 20 } else { 0 },
+        rdev_minor: if is_dev { rdev & 0xfffff } else { 0 },
+        map: st.ptrs,
+    }
+}
+
+/// Writes `inode` into its slot of the inode table (in the buffer cache);
+/// with `sync`, writes the block to the disk and waits.
+pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
+    let sb = inode.super_block();
+    let ino = inode.ino() as u32;
+    let disk = to_disk(inode);
+    if disk.is_symlink() && disk.size == 0 {
+        // A long symlink being created: its target is not written yet.
+        // `create` writes the inode once it is.
+        return Ok(());
+    }
+    if let Err(e) = disk.validate(&sb.data().sb) {
+        // A bug, not corruption: refuse to write a wrong inode.
+        pr_err!("{}: not writing inode {}: {}\n", sb.device_name(), ino, e);
+        return Err(EIO);
+    }
+    let mut out = [0u8; format::INODE_SIZE];
+    disk.encode(ino, &mut out);
+    let (buf, offset) = table_block(sb, ino)?;
+    {
+        let mut data = buf.lock();
+        let slot = data.data_mut().get_mut(offset..offset + format::INODE_SIZE).ok_or(EINVAL)?;
+        slot.copy_from_slice(&out);
+    }
+    if sync {
+        buf.sync()?;
+    }
+    Ok(())
+}
+
+/// `evict_inode`: an inode without links gives its blocks and its slot
+/// back.
+pub(crate) fn evict(inode: &INode<Rbfs>) {
+    if inode.nlink() != 0 || inode.is_bad() {
+        return;
+    }
+    let sb = inode.super_block();
+    if sb.is_read_only() {
+        return;
+    }
+    let ino = inode.ino() as u32;
+    let r = (|| {
+        // Fast symlinks keep their target in the map: nothing to free.
+        let fast = inode.data().fmt == format::S_IFLNK && inode.size() <= format::FAST_SYMLINK_MAX as u64;
+        if !fast {
+            bmap::truncate_blocks(inode, 0)?;
+        }
+        let (buf, offset) = table_block(sb, ino)?;
+        {
+            let mut data = buf.lock();
+            let slot = data.data_mut().get_mut(offset..offset + format::INODE_SIZE).ok_or(EINVAL)?;
+            slot.fill(0);
+        }
+        alloc::free_ino(sb, ino)
+    })();
+    if let Err(e) = r {
+        pr_err!("{}: freeing inode {} failed (error {}); run fsck.rbfs\n", sb.device_name(), ino, e.to_errno());
     }
 }

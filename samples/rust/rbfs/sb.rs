@@ -3,7 +3,9 @@
 //! The super block: mounting, mount options, statistics, error reporting.
 
 use crate::format::{self, Superblock};
-use crate::inode;
+use crate::{alloc, inode};
+use kernel::new_mutex;
+use kernel::sync::Mutex;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::fs::param::{Constant, Spec, Value};
 use kernel::fs::sb::{MountFlags, NewSuperBlock, Stat, SuperBlock};
@@ -30,13 +32,9 @@ pub(crate) enum Errors {
 #[derive(Default)]
 pub(crate) struct Options {
     errors: Option<Errors>,
-    /// `experimental_rw`: allow a read-write mount, in which existing file
-    /// data is written in place (no allocation, no metadata updates yet).
-    rw: bool,
 }
 
 const OPT_ERRORS: u8 = 0;
-const OPT_RW: u8 = 1;
 
 static ERRORS_TABLE: [Constant; 3] = [
     Constant::new(c_str!("continue"), Errors::Continue as i32),
@@ -44,20 +42,22 @@ static ERRORS_TABLE: [Constant; 3] = [
     Constant::END,
 ];
 
-static PARAMS: [Spec; 3] = [
+static PARAMS: [Spec; 2] = [
     Spec::enumerated(c_str!("errors"), OPT_ERRORS, &ERRORS_TABLE),
-    Spec::flag(c_str!("experimental_rw"), OPT_RW),
     Spec::END,
 ];
 
 /// A mounted rbfs.
+#[pin_data]
 pub(crate) struct SbInfo {
-    /// The super block as read (and validated) at mount time.
+    /// The super block as read (and validated) at mount time: geometry,
+    /// identity and times.  The free counts live in `alloc`.
     pub(crate) sb: Superblock,
     errors: Errors,
     reports: ReportLimit,
-    /// Mounted with `experimental_rw`.
-    pub(crate) rw: bool,
+    /// The allocators' state (free counts and where to look next).
+    #[pin]
+    pub(crate) alloc: Mutex<alloc::AllocState>,
 }
 
 impl SbInfo {
@@ -128,15 +128,11 @@ impl FileSystem for Rbfs {
     const PARAMS: &'static [Spec] = &PARAMS;
 
     type Options = Options;
-    type Data = KBox<SbInfo>;
+    type Data = Pin<KBox<SbInfo>>;
     type INodeData = inode::InodeInfo;
 
     fn parse_param(options: &mut Options, opt: u8, value: Value) -> Result {
         match opt {
-            OPT_RW => {
-                options.rw = true;
-                Ok(())
-            }
             OPT_ERRORS => {
                 options.errors = Some(if value.uint == Errors::RemountRo as u32 {
                     Errors::RemountRo
@@ -149,20 +145,21 @@ impl FileSystem for Rbfs {
         }
     }
 
-    fn fill_super(sb: &NewSuperBlock<'_, Self>, options: Options) -> Result<KBox<SbInfo>> {
+    fn fill_super(sb: &NewSuperBlock<'_, Self>, options: Options) -> Result<Pin<KBox<SbInfo>>> {
         let dev = sb.device_name();
         // The super block is the first 512 bytes of block 0 whatever the
         // block size, so read it with the smallest the device allows.
         sb.set_min_block_size(format::SUPERBLOCK_SIZE as u32)?;
         let raw = sb.bread(0)?;
-        let Some(bytes) = raw.data().get(..format::SUPERBLOCK_SIZE) else {
-            return Err(EINVAL);
+        let parsed = match raw.lock().data().get(..format::SUPERBLOCK_SIZE) {
+            Some(bytes) => Superblock::parse(bytes),
+            None => return Err(EINVAL),
         };
-        let disk = Superblock::parse(bytes).map_err(|e| {
+        drop(raw);
+        let mut disk = parsed.map_err(|e| {
             pr_err!("{} on {}\n", e, dev);
             EINVAL
         })?;
-        drop(raw);
         disk.check_device_size(sb.device_size()).map_err(|e| {
             pr_err!("{} on {}\n", e, dev);
             EINVAL
@@ -174,26 +171,55 @@ impl FileSystem for Rbfs {
         })?;
         sb.set_max_bytes(format::max_file_size(disk.layout.block_log));
         sb.set_uuid(&disk.uuid);
-        if !options.rw && !sb.is_read_only() {
-            pr_info!("{}: mounting read-only (read-write needs -o experimental_rw)\n", dev);
+        if disk.unknown_ro_compat() != 0 && !sb.is_read_only() {
+            pr_warn!("{}: unknown read-only-compatible features {:#x}: mounting read-only\n", dev, disk.unknown_ro_compat());
             sb.force_read_only();
         }
-        if options.rw && !sb.is_read_only() {
-            pr_warn!("{}: experimental read-write mode: file data is written in place; no allocation, no metadata changes\n", dev);
+        // The bitmaps are the truth about free space; the counts in the
+        // super block are only as fresh as its last write.
+        let (free_blocks, free_inodes) = alloc::count_free(sb, &disk)?;
+        if (free_blocks, free_inodes) != (disk.free_blocks, disk.free_inodes) {
+            if disk.state == format::STATE_CLEAN {
+                pr_warn!(
+                    "{}: free counts in the super block ({} blocks, {} inodes) differ from the bitmaps ({}, {}); using the bitmaps\n",
+                    dev, disk.free_blocks, disk.free_inodes, free_blocks, free_inodes
+                );
+            }
+            disk.free_blocks = free_blocks;
+            disk.free_inodes = free_inodes;
         }
         if disk.state != format::STATE_CLEAN {
             pr_warn!("{}: filesystem was not cleanly unmounted; run fsck.rbfs\n", dev);
         }
-        let info = KBox::new(
-            SbInfo { sb: disk, errors: options.errors.unwrap_or_default(), reports: ReportLimit::new(), rw: options.rw },
+        let was_clean = disk.state == format::STATE_CLEAN;
+        if !sb.is_read_only() {
+            // Mark it in use on the disk first: a crash from here on leaves
+            // it marked for fsck.
+            disk.state = format::STATE_DIRTY;
+            disk.mount_time = now_secs();
+            write_super(&sb.bread(0)?, &disk, true)?;
+            // Keep "not clean" in memory if it was not clean at mount, so
+            // that the unmount does not declare it clean either.
+            disk.state = if was_clean { format::STATE_CLEAN } else { format::STATE_DIRTY };
+        }
+        let info = KBox::pin_init(
+            try_pin_init!(SbInfo {
+                sb: disk,
+                errors: options.errors.unwrap_or_default(),
+                reports: ReportLimit::new(),
+                alloc <- new_mutex!(alloc::AllocState::new(&disk), "rbfs::alloc"),
+            }),
             GFP_KERNEL,
         )?;
         pr_info!(
-            "{}: mounted ({} blocks of {} bytes, {} inodes)\n",
+            "{}: mounted {} ({} blocks of {} bytes, {} free; {} inodes, {} free)\n",
             dev,
+            if sb.is_read_only() { "read-only" } else { "read-write" },
             info.sb.layout.blocks_count,
             bs,
-            info.sb.layout.inodes_count
+            free_blocks,
+            info.sb.layout.inodes_count,
+            free_inodes
         );
         Ok(info)
     }
@@ -214,28 +240,97 @@ impl FileSystem for Rbfs {
         for (i, b) in uuid.iter().enumerate() {
             fsid ^= u64::from(*b) << ((i % 8) * 8);
         }
+        let (free_blocks, free_inodes) = sb.data().alloc.lock().free_counts();
         Ok(Stat {
             block_size: d.block_size() as u32,
             blocks: u64::from(d.layout.data_blocks),
-            free_blocks: u64::from(d.free_blocks),
+            free_blocks: u64::from(free_blocks),
             files: u64::from(d.layout.inodes_count),
-            free_files: u64::from(d.free_inodes),
+            free_files: u64::from(free_inodes),
             name_len: format::NAME_MAX as u32,
             fsid,
         })
     }
 
     fn reconfigure(sb: &SuperBlock<Self>, options: Options, flags: &mut MountFlags) -> Result {
-        if !flags.read_only() && !sb.data().rw && !options.rw {
-            pr_info!("{}: staying read-only (read-write needs -o experimental_rw at mount)\n", sb.device_name());
-            flags.set_read_only();
-        } else if !flags.read_only() && !sb.data().rw {
-            pr_info!("{}: experimental_rw must be given at mount time\n", sb.device_name());
-            flags.set_read_only();
-        }
         if options.errors.is_some() {
             pr_warn!("{}: errors= cannot be changed on remount\n", sb.device_name());
         }
-        Ok(())
+        let info = sb.data();
+        match (sb.is_read_only(), flags.read_only()) {
+            (false, true) => {
+                // The VFS has synced the filesystem: declare it clean.
+                update_super(sb, Some(info.sb.state), true)
+            }
+            (true, false) => {
+                if info.sb.unknown_ro_compat() != 0 {
+                    pr_warn!("{}: unknown read-only-compatible features: staying read-only\n", sb.device_name());
+                    flags.set_read_only();
+                    return Ok(());
+                }
+                update_super(sb, Some(format::STATE_DIRTY), true)
+            }
+            _ => Ok(()),
+        }
     }
+
+    fn write_inode(inode: &INode<Self>, sync: bool) -> Result {
+        inode::write_inode(inode, sync)
+    }
+
+    fn evict_inode(inode: &INode<Self>) {
+        inode::evict(inode)
+    }
+
+    fn sync_fs(sb: &SuperBlock<Self>, wait: bool) -> Result {
+        if sb.is_read_only() {
+            return Ok(());
+        }
+        update_super(sb, None, wait)
+    }
+
+    fn put_super(sb: &SuperBlock<Self>) {
+        if sb.is_read_only() {
+            return;
+        }
+        if let Err(e) = update_super(sb, Some(sb.data().sb.state), true) {
+            pr_err!("{}: could not mark the filesystem clean: error {}\n", sb.device_name(), e.to_errno());
+        }
+    }
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now_secs() -> u64 {
+    kernel::fs::real_time_secs().max(0) as u64
+}
+
+/// Encodes `disk` into the first 512 bytes of block 0 (`buf`); with `sync`,
+/// writes it and waits.
+fn write_super(buf: &kernel::fs::buffer::Buffer, disk: &Superblock, sync: bool) -> Result {
+    let mut out = [0u8; format::SUPERBLOCK_SIZE];
+    disk.encode(&mut out);
+    {
+        let mut data = buf.lock();
+        let Some(dst) = data.data_mut().get_mut(..format::SUPERBLOCK_SIZE) else {
+            return Err(EINVAL);
+        };
+        dst.copy_from_slice(&out);
+    }
+    if sync {
+        buf.sync()?;
+    }
+    Ok(())
+}
+
+/// Writes the super block with the current free counts and write time, and
+/// with `state` (or "in use" if `None`).
+fn update_super(sb: &SuperBlock<Rbfs>, state: Option<u32>, sync: bool) -> Result {
+    let info = sb.data();
+    let mut disk = info.sb;
+    let (free_blocks, free_inodes) = info.alloc.lock().free_counts();
+    disk.free_blocks = free_blocks;
+    disk.free_inodes = free_inodes;
+    disk.state = state.unwrap_or(format::STATE_DIRTY);
+    disk.write_time = now_secs();
+    write_super(&sb.bread(0)?, &disk, sync)
 }

@@ -116,9 +116,14 @@ fn write_folio(
             continue;
         }
         if !bh.test(State::Mapped) {
-            // A dirty hole (shared mmap over a sparse region): this version
-            // does not allocate blocks, so the data cannot be written.
+            // Every way into the page cache (write_begin, page_mkwrite)
+            // allocates the blocks it dirties, so writeback never has to.
+            // A dirty unmapped buffer inside the size would be a bug: say
+            // so, and let fsync see an error rather than lose it silently.
             bh.clear(State::Dirty);
+            if IO_ERRORS.allow() {
+                pr_err!("{}: inode {}: dirty buffer without a block at block {}\n", sb.device_name(), inode.ino(), index - 1);
+            }
             result = Err(ENOSPC);
             continue;
         }

@@ -28,6 +28,18 @@ pub fn first_mismatch(seed: u64, offset: u64, buf: &[u8]) -> Option<u64> {
     buf.iter().zip(want.iter()).position(|(a, b)| a != b).map(|i| offset + i as u64)
 }
 
+/// Parses a byte count with an optional binary suffix: `4096`, `64k`, `1M`,
+/// `2g`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1 << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +65,17 @@ mod tests {
         assert_eq!(first_mismatch(7, 13, &part), None);
         part[5] ^= 1;
         assert_eq!(first_mismatch(7, 13, &part), Some(18));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("3M"), Some(3 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("k"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999g"), None);
     }
 }

@@ -11,20 +11,10 @@
 //! `--dsync` opens the file `O_DSYNC` (every write returns once on disk).
 //! Exit status: 0 success, 1 mismatch, 2 usage or I/O error.
 
-use rbfs_guest_tools::{fill_pattern, first_mismatch};
+use rbfs_guest_tools::{fill_pattern, first_mismatch, parse_size};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
-
-fn parse_size(s: &str) -> Option<u64> {
-    let (num, mult) = match s.char_indices().last()? {
-        (i, 'k' | 'K') => (&s[..i], 1 << 10),
-        (i, 'm' | 'M') => (&s[..i], 1 << 20),
-        (i, 'g' | 'G') => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<u64>().ok()?.checked_mul(mult)
-}
 
 struct Args {
     write: bool,
