@@ -2,9 +2,12 @@
 #
 #   make run      set up everything, boot the guest, run the demo scenario
 #   make check    set up everything, run every test; ends with "N passed, N failed"
+#   make mutants  reintroduce each writeback hazard in turn, show its test catching it
+#   make soak [DURATION=s] [CUTS=n]   the reliability suite for longer
 #   make shell    the same guest with an interactive shell
 #   make run GUEST_SCRIPT=script.sh [GUEST_FILES=dir]   your own workload
 #   make artifacts   name=path of the kernel, module, initramfs and tools
+#   make bench    lean kernel: rbfs vs ext2/ext4 and the raw disk (BENCH_QUICK=1: short)
 #
 # KCONFIG=debug (default: KASAN, lockdep, KUnit, ...) or lean (benchmarks).
 
@@ -14,7 +17,7 @@ TIMEOUT ?= 900
 GUEST_SCRIPT ?=
 GUEST_FILES ?=
 
-.PHONY: all deps kernel module tools initramfs run shell check artifacts host-test clean distclean
+.PHONY: all deps kernel module tools initramfs run shell check mutants bench artifacts host-test clean distclean
 
 all: initramfs
 
@@ -43,6 +46,21 @@ shell: initramfs
 
 check:
 	@scripts/check.sh
+
+# The benchmark, always on the lean kernel; results in out/bench/<date>/
+# (scripts/bench.sh lists its BENCH_* settings).
+bench:
+	@scripts/bench.sh
+
+# Each writeback hazard reintroduced in turn, and shown caught by its test.
+mutants: deps
+	@scripts/mutants.sh
+
+# The reliability suite run longer: make soak DURATION=3600 [CUTS=12]
+DURATION ?= 1800
+CUTS ?=
+soak: deps
+	@scripts/soak.sh $(DURATION) $(CUTS)
 
 # Host unit tests only (no kernel, no guest).
 host-test:

@@ -23,6 +23,14 @@ install -m 755 "$RBFS_ROOT/qemu/guest/init" "$stage/init"
 cp "$RBFS_ROOT/qemu/guest/lib.sh" "$stage/rbfs/"
 cp -r "$RBFS_ROOT/qemu/guest/scenarios" "$stage/rbfs/"
 cp "$ko" "$stage/lib/modules/"
+# Mutant modules (make mutants), if built, for run.sh --mutant NAME.
+for m in "$out"/module-"$cfg"-mutant-*/samples/rust/rbfs.ko; do
+	[ -f "$m" ] || continue
+	name=${m#"$out"/module-"$cfg"-mutant-}
+	name=${name%%/*}
+	mkdir -p "$stage/lib/modules/mutants"
+	cp "$m" "$stage/lib/modules/mutants/$name.ko"
+done
 # Every executable the guest crate builds (rbfs-pattern, later mkfs.rbfs ...).
 for f in "$guestbin"/*; do
 	[ -f "$f" ] && [ -x "$f" ] && cp "$f" "$stage/usr/bin/"
@@ -32,6 +40,16 @@ done
 mv "$stage/usr/bin/mkfs-rbfs" "$stage/sbin/mkfs.rbfs"
 mv "$stage/usr/bin/fsck-rbfs" "$stage/sbin/fsck.rbfs"
 install -m 755 "$RBFS_ROOT/qemu/guest/mkfs" "$stage/sbin/mkfs"
+# The benchmark's tools (make bench): fio and e2fsprogs' mke2fs as
+# mkfs.ext2/mkfs.ext4, with their shared libraries (about 85 MB).
+# RBFS_BENCH_TOOLS=1 requires them, 0 leaves them out; unset, the lean
+# initramfs has them when fio is installed.
+bench_tools=${RBFS_BENCH_TOOLS:-}
+if [ -z "$bench_tools" ]; then
+	bench_tools=0
+	[ "$cfg" != lean ] || [ ! -x /usr/bin/fio ] || bench_tools=1
+fi
+[ "$bench_tools" != 1 ] || "$RBFS_ROOT/qemu/bench-tools.sh" "$stage"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$stage/etc/passwd"
 echo 'root:x:0:' > "$stage/etc/group"
 

@@ -3,7 +3,9 @@
 #
 #   qemu/run.sh [--kernel debug|lean] [--scenario NAME] [--script FILE]
 #               [--files DIR] [--timeout SECONDS] [--label NAME]
-#               [--counts FILE] [--interactive]
+#               [--counts FILE] [--interactive] [--mutant NAME]
+#               [--test-disk IMG] [--kill-on PATTERN --kill-delay SECONDS]
+#               [--only TEST,TEST...]
 #
 # Scenarios live in qemu/guest/scenarios/.  --script runs a user's script
 # (scenario "script") with rbfs.ko loaded; --files DIR makes DIR's contents
@@ -11,12 +13,20 @@
 # /dev/vda (test, $RBFS_TEST_DISK_MB MiB) and /dev/vdb (scratch,
 # $RBFS_SCRATCH_DISK_MB MiB), sparse raw files in out/runs/LABEL/.
 #
+# --mutant NAME loads the mutant module NAME (make mutants) instead of
+# rbfs.ko; --only runs just the named tests of the scenario.  --test-disk IMG uses IMG as /dev/vda instead of a fresh disk (a
+# second boot on the disk of a first).  --kill-on PATTERN kills QEMU (a
+# power cut: SIGKILL, nothing flushed) KILL_DELAY seconds after PATTERN
+# first appears on the results channel; the run is then not judged and
+# exits 0, leaving the disk and the guest's output in out/runs/LABEL/.
+#
 # Exit status: 0 if every check passed (for --script: the script's exit
 # status, unless the run itself failed), 1 otherwise.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/env.sh"
 
 cfg=debug scenario=smoke script= files= limit=900 label= counts= interactive=0
+mutant= test_disk= kill_on= kill_delay=0 only=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) cfg=$2; shift ;;
@@ -27,6 +37,11 @@ while [ $# -gt 0 ]; do
 	--label) label=$2; shift ;;
 	--counts) counts=$2; shift ;;
 	--interactive) interactive=1; scenario=shell ;;
+	--mutant) mutant=$2; shift ;;
+	--only) only=$2; shift ;;
+	--test-disk) test_disk=$2; shift ;;
+	--kill-on) kill_on=$2; shift ;;
+	--kill-delay) kill_delay=$2; shift ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
@@ -43,13 +58,23 @@ done
 [ -z "$files" ] || [ -d "$files" ] || { echo "run.sh: no such directory: $files" >&2; exit 2; }
 
 run=$out/runs/$label
+if [ -n "$test_disk" ]; then
+	[ -f "$test_disk" ] || { echo "run.sh: no such disk image: $test_disk" >&2; exit 2; }
+	test_disk=$(realpath "$test_disk")
+	case "$test_disk" in "$(realpath -m "$run")"/*) echo "run.sh: --test-disk must not be inside out/runs/$label" >&2; exit 2 ;; esac
+fi
 rm -rf "$run"
 mkdir -p "$run"
 
-# Fresh sparse disks for every run.
+# Fresh sparse disks for every run (or the given test disk).
 test_mb=${RBFS_TEST_DISK_MB:-1024}
 scratch_mb=${RBFS_SCRATCH_DISK_MB:-1024}
-truncate -s "${test_mb}M" "$run/test.img"
+if [ -n "$test_disk" ]; then
+	ln -s "$test_disk" "$run/test.img"
+	test_mb=$(( $(stat -c %s "$test_disk") >> 20 ))
+else
+	truncate -s "${test_mb}M" "$run/test.img"
+fi
 truncate -s "${scratch_mb}M" "$run/scratch.img"
 # cache=none (O_DIRECT on the host) where the host filesystem allows it, so
 # what the guest flushes is on the host's disk; tmpfs does not.
@@ -81,8 +106,12 @@ mem=${RBFS_MEM_MB:-2048}
 # lockup after 20 s, RCU stall after 21 s) that shows as a false lockup
 # splat, seen during boot's stop_machine.  60 s keeps real lockups visible.
 append="console=ttyS0,115200 rdinit=/init panic=-1 printk.devkmsg=on kasan_multi_shot"
-append+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60"
+append+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60 slab_nomerge"
 append+=" rbfs_guest=$scenario rbfs_disk_vda=$test_mb rbfs_disk_vdb=$scratch_mb"
+[ -z "$mutant" ] || append+=" rbfs_mutant=$mutant"
+[ -z "$only" ] || append+=" rbfs_only=$only"
+# RBFS_APPEND: more kernel parameters (e.g. rbfs_stress_time=600 for a soak).
+[ -z "${RBFS_APPEND:-}" ] || append+=" $RBFS_APPEND"
 qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem"
 	-display none -no-reboot -monitor none
 	-kernel "$kernel" -initrd "$initrd_run" -append "$append"
@@ -110,6 +139,19 @@ boot_once() {
 		fi
 	) &
 	watcher=$!
+	killer=
+	if [ -n "$kill_on" ]; then
+		(
+			until grep -q -- "$kill_on" "$run/guest.log" 2>/dev/null; do
+				[ -f "$run/qemu.pid" ] && ! kill -0 "$(cat "$run/qemu.pid")" 2>/dev/null && exit 0
+				sleep 0.2
+			done
+			sleep "$kill_delay"
+			touch "$run/killed"
+			kill -9 "$(cat "$run/qemu.pid")" 2>/dev/null
+		) &
+		killer=$!
+	fi
 	set +e
 	timeout -k 10 "$limit" "${qemu[@]}" -pidfile "$run/qemu.pid" -serial "file:$run/console.log" -serial stdio </dev/null |
 		tee "$run/guest.log"
@@ -117,6 +159,10 @@ boot_once() {
 	set -e
 	kill "$watcher" 2>/dev/null || true
 	wait "$watcher" 2>/dev/null || true
+	if [ -n "$killer" ]; then
+		kill "$killer" 2>/dev/null || true
+		wait "$killer" 2>/dev/null || true
+	fi
 }
 
 start=$(date +%s)
@@ -134,6 +180,10 @@ if [ -f "$run/boot-hung" ]; then
 	[ ! -f "$run/boot-hung" ] || echo "run.sh: $label: the kernel did not reach /init again" >&2
 fi
 echo "run.sh: $label: guest ran $(( $(date +%s) - start )) s (qemu exit $qemu_rc)" >&2
+if [ -f "$run/killed" ]; then
+	echo "run.sh: $label: power cut ${kill_delay}s after '$kill_on'" >&2
+	exit 0
+fi
 
 verdict=("$RBFS_ROOT/tools/target/release/rbfs-verdict" --console "$run/console.log" --guest "$run/guest.log" --label "$label")
 [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ] && verdict+=(--timed-out)

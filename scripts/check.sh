@@ -65,11 +65,13 @@ rm -f "$log"
 
 # Guest runs, one boot each.  RBFS_CHECK_SCENARIOS overrides the list.
 counts=$(mktemp)
-for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write meta}; do
+labels=()
+for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write meta hazards faults stress badimg}; do
 	echo "== [$(elapsed)] guest: $sc" >&2
 	: > "$counts"
 	qemu/run.sh --kernel debug --scenario "$sc" --counts "$counts" --timeout "${RBFS_GUEST_TIMEOUT:-900}"
 	rc=$?
+	labels+=("$sc")
 	if [ -s "$counts" ]; then
 		read -r p f s < "$counts"
 		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
@@ -79,6 +81,44 @@ for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write meta}; do
 		failed=$((failed + 1))
 	fi
 done
+
+# Power cuts: RBFS_POWERCUTS cuts (default 3), one boot each plus a last
+# check.  0 skips them.
+cuts=${RBFS_POWERCUTS:-3}
+if [ "$cuts" -gt 0 ]; then
+	echo "== [$(elapsed)] power cuts: $cuts" >&2
+	: > "$counts"
+	COUNTS=$counts scripts/powercut.sh "$cuts" | tee out/powercut.log
+	p=$(grep -c '^ok powercut' out/powercut.log)
+	f=$(grep -c '^not ok powercut' out/powercut.log)
+	passed=$((passed + p)); failed=$((failed + f))
+	for i in $(seq 1 $((cuts + 1))); do labels+=("powercut-$i"); done
+fi
+
+# Mutants: each writeback hazard reintroduced, caught by its test (the
+# normal module's run of the hazards scenario is part of it).  RBFS_MUTANTS=0
+# skips them.
+if [ "${RBFS_MUTANTS:-1}" != 0 ]; then
+	echo "== [$(elapsed)] mutants" >&2
+	RBFS_MUTANTS_NORMAL=hazards scripts/mutants.sh | tee out/mutants.log
+	# One result per mutant (the normal module's were counted with the
+	# hazards scenario above).
+	p=$(grep -c ' caught ' out/mutants/results.txt)
+	f=$(grep -c 'NOT CAUGHT' out/mutants/results.txt)
+	[ -s out/mutants/results.txt ] || f=1
+	passed=$((passed + p)); failed=$((failed + f))
+fi
 rm -f "$counts"
+
+# The reliability figures of this run, summed over its guest runs.
+echo "== [$(elapsed)] figures" >&2
+figures=$(for l in "${labels[@]}"; do cat "out/runs/$l/guest.log" 2>/dev/null; done |
+	grep -aoE 'rbfs-figure [a-z_]+ [0-9]+' |
+	awk '{ s[$2] += $3 } END { for (k in s) print k, s[k] }' | sort)
+fig() { echo "$figures" | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
+mut=$(sed -n 's/^mutants: \([0-9]*\) caught of \([0-9]*\) built.*/\1 of \2/p' out/mutants.log 2>/dev/null)
+echo "# reliability: stress operations $(fig stress_ops), bytes verified $(( $(fig stress_bytes_verified) + $(fig powercut_bytes_verified) )),"\
+	"faults injected $(fig faults_injected), power cuts survived $(fig powercut_survived), images tried $(fig images_tried),"\
+	"mutants caught ${mut:-not run}, bytes lost $(fig bytes_lost)"
 echo "== [$(elapsed)] done" >&2
 finish

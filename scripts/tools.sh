@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$RBFS_ROOT/tools"
 cargo build -q --release --locked -p rbfs-verdict -p rbfs-mkfs -p rbfs-fsck
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/guest \
-	cargo build -q --release --locked -p rbfs-guest-tools -p rbfs-mkfs -p rbfs-fsck --target x86_64-unknown-linux-gnu
+	cargo build -q --release --locked -p rbfs-guest-tools -p rbfs-durable -p rbfs-corrupt -p rbfs-mkfs -p rbfs-fsck --target x86_64-unknown-linux-gnu

@@ -2,6 +2,10 @@
 # shellcheck shell=sh
 
 RBFS_KO=/lib/modules/rbfs.ko
+# run.sh --mutant NAME: the mutant module NAME (make mutants) instead.
+for _arg in $(cat /proc/cmdline); do
+	case "$_arg" in rbfs_mutant=*) RBFS_MUTANT=${_arg#rbfs_mutant=}; RBFS_KO=/lib/modules/mutants/$RBFS_MUTANT.ko ;; esac
+done
 TEST_DISK=/dev/vda
 SCRATCH_DISK=/dev/vdb
 _ktap_n=0
@@ -78,6 +82,18 @@ run_scenario() {
 		scenario_main
 		return
 	fi
+	# run.sh --only a,b,c: just those tests, in the scenario's order.
+	for _arg in $(cat /proc/cmdline); do
+		case "$_arg" in rbfs_only=*)
+			_only=" $(echo "${_arg#rbfs_only=}" | tr ',' ' ') "
+			_keep=
+			for _tn in $TESTS; do
+				case "$_only" in *" $_tn "*) _keep="$_keep $_tn" ;; esac
+			done
+			TESTS=$_keep
+			;;
+		esac
+	done
 	set -- $TESTS
 	ktap_plan $#
 	for _tn in $TESTS; do

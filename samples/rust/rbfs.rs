@@ -31,6 +31,10 @@ mod sb;
 #[path = "rbfs/write.rs"]
 mod write;
 
+#[cfg(rbfs_mutant)]
+#[path = "rbfs/mutants.rs"]
+mod mutants;
+
 /// Version of the module, logged at load time.
 const VERSION: &str = "0.3.0";
 

@@ -150,13 +150,25 @@ unsafe impl<E: EndIo> Send for NewBio<E> {}
 impl<E: EndIo> NewBio<E> {
     /// Allocates a write bio for `bdev` starting at `sector`, with room
     /// for `nr_vecs` segments and request flags `flags` (e.g. from
-    /// [`crate::fs::writeback::WritebackControl::write_flags`]).  Sleeps
-    /// for memory: submit any earlier bio first (see the module docs).
+    /// [`crate::fs::writeback::WritebackControl::write_flags`]).
+    ///
+    /// With `may_wait`, sleeps for memory and then cannot fail (the bio
+    /// set's reserve is used, and refilled as bios complete): submit any
+    /// earlier bio first (see the module docs).  Without it, never sleeps
+    /// and fails with `ENOMEM` when neither the slab nor the reserve has a
+    /// bio now (for writeback that can come back later).
     ///
     /// # Safety
     ///
     /// `bdev` is an open block device that outlives the bio's I/O.
-    pub unsafe fn alloc_write(bdev: *mut bindings::block_device, sector: u64, nr_vecs: u16, flags: u32) -> Result<Self> {
+    pub unsafe fn alloc_write(
+        bdev: *mut bindings::block_device,
+        sector: u64,
+        nr_vecs: u16,
+        flags: u32,
+        may_wait: bool,
+    ) -> Result<Self> {
+        let gfp = if may_wait { bindings::GFP_NOFS } else { bindings::GFP_NOWAIT | bindings::__GFP_NOWARN };
         // SAFETY: `bdev` per the safety requirements; `fs_bio_set` is the
         // kernel's bio set for filesystems; GFP_NOFS keeps reclaim out of
         // filesystems while we build.
@@ -165,7 +177,7 @@ impl<E: EndIo> NewBio<E> {
                 bdev,
                 nr_vecs,
                 bindings::req_op_REQ_OP_WRITE | flags,
-                bindings::GFP_NOFS,
+                gfp,
                 core::ptr::addr_of_mut!(bindings::fs_bio_set),
             )
         };

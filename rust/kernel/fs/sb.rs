@@ -73,17 +73,19 @@ impl<T: FileSystem> SuperBlock<T> {
 
     /// Allocates a write bio for this filesystem's device, starting at
     /// block `block` (in units of the block size).  Submit any earlier bio
-    /// before calling this (see [`crate::block::bio`]).
+    /// before calling this (see [`crate::block::bio`]); `may_wait` as for
+    /// [`crate::block::bio::NewBio::alloc_write`].
     pub fn new_write_bio<E: crate::block::bio::EndIo>(
         &self,
         block: u64,
         nr_vecs: u16,
         flags: u32,
+        may_wait: bool,
     ) -> Result<crate::block::bio::NewBio<E>> {
         let sector = block << (self.block_size().trailing_zeros() - 9);
         // SAFETY: The device is open for the life of the super block, which
         // outlives the I/O: unmount writes back and waits for everything.
-        unsafe { crate::block::bio::NewBio::alloc_write((*self.as_raw()).s_bdev, sector, nr_vecs, flags) }
+        unsafe { crate::block::bio::NewBio::alloc_write((*self.as_raw()).s_bdev, sector, nr_vecs, flags, may_wait) }
     }
 
     /// Reads block `block` of the device through the buffer cache.

@@ -17,14 +17,17 @@ use crate::sb::{corrupt, Rbfs};
 use crate::write;
 use kernel::fs::folio::Locked;
 use kernel::fs::writeback::{Iter, WritebackControl};
-use kernel::fs::{address_space, file, inode, inode::INode, SECTOR_SIZE};
+use kernel::fs::{address_space, inode, inode::INode, SECTOR_SIZE};
 use kernel::prelude::*;
 
 /// Page-cache operations of regular files and long symlinks.
 pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
 
 /// File operations of regular files.
-pub(crate) static REG_FOPS: file::Ops<Rbfs> = file::Ops::read_write_regular::<Mapper>();
+#[cfg(not(rbfs_mutant_early_sync_completion))]
+pub(crate) static REG_FOPS: kernel::fs::file::Ops<Rbfs> = kernel::fs::file::Ops::read_write_regular::<Mapper>();
+#[cfg(rbfs_mutant_early_sync_completion)]
+pub(crate) use crate::mutants::REG_FOPS;
 
 /// Inode operations of regular files.
 pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>();

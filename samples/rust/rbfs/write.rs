@@ -32,6 +32,9 @@ const MAX_VECS: u16 = 256;
 /// not know the mount's data).
 static IO_ERRORS: crate::sb::ReportLimit = crate::sb::ReportLimit::new();
 
+/// Reports of background writeback running out of bios (rate limited).
+static NO_BIO: crate::sb::ReportLimit = crate::sb::ReportLimit::new();
+
 /// The completion of rbfs's write bios.
 pub(crate) struct WriteEnd;
 
@@ -75,6 +78,7 @@ fn submit(bio: &mut Option<NewBio<WriteEnd>>) {
 }
 
 /// Writes one locked folio's dirty buffers, adding them to `bio`.
+#[cfg_attr(rbfs_mutant_submit_before_mark, allow(unreachable_code, unused_variables))]
 fn write_folio(
     inode: &INode<Rbfs>,
     folio: Locked<'_>,
@@ -98,6 +102,18 @@ fn write_folio(
         folio.start_writeback(false).end_now();
         return Ok(());
     };
+    #[cfg(rbfs_mutant_submit_before_mark)]
+    {
+        drop(buffers);
+        submit(bio);
+        let raw = folio.folio().as_raw();
+        // The mutant unlocks the folio itself.
+        core::mem::forget(folio);
+        crate::mutants::write_unmarked(raw, wbc.write_flags());
+        return Ok(());
+    }
+    #[cfg(rbfs_mutant_touch_after_submit)]
+    let first_raw = folio.buffers().and_then(|mut b| b.next()).map(|b| b.as_raw());
     let sync_all = wbc.sync_all();
     let mut result = Ok(());
     let mut redirty = false;
@@ -148,6 +164,9 @@ fn write_folio(
     }
     let left_dirty = folio.buffers().is_some_and(|mut b| b.any(|bh| bh.test(State::Dirty)));
 
+    #[cfg(rbfs_mutant_clear_tag_early)]
+    crate::mutants::clear_tag_early(folio.folio().as_raw());
+
     // Pass 2: start writeback (the folio lock goes with it and is released
     // when `in_flight` is dropped, after submission), then submit.
     let Some(mut in_flight) = folio.start_writeback(left_dirty).in_flight() else {
@@ -157,26 +176,48 @@ fn write_folio(
     while let Some(buf) = in_flight.next_buffer() {
         let block = buf.head().block_nr();
         let sector = block << (log - 9);
-        if bio.as_ref().is_some_and(|b| b.end_sector() != sector) {
+        let contiguous = bio.as_ref().is_some_and(|b| b.end_sector() == sector);
+        #[cfg(not(rbfs_mutant_wait_with_open_bio))]
+        if !contiguous {
             submit(bio);
         }
-        let buf = match bio.as_mut() {
-            Some(open) => match open.add(buf) {
+        let buf = match (contiguous, bio.as_mut()) {
+            (true, Some(open)) => match open.add(buf) {
                 Ok(()) => continue,
                 // Full: submit it and start another.
                 Err(buf) => {
+                    #[cfg(not(rbfs_mutant_wait_with_open_bio))]
                     submit(bio);
                     buf
                 }
             },
-            None => buf,
+            _ => buf,
         };
-        // No bio is open here, so allocating may sleep safely.
-        let mut new = match sb.new_write_bio::<WriteEnd>(block, MAX_VECS, flags) {
+        // No bio is open here, so allocating may sleep safely (the mutant
+        // allocates with its bio still open, and submits it only after).
+        // Integrity writeback (fsync, sync) waits for a bio, and then
+        // cannot fail.  Background writeback takes one only if there is one
+        // now: otherwise the rest of this folio is redirtied and written by
+        // a later pass, and nothing is reported (nothing is lost).
+        let new = sb.new_write_bio::<WriteEnd>(block, MAX_VECS, flags, sync_all);
+        #[cfg(rbfs_mutant_wait_with_open_bio)]
+        submit(bio);
+        let mut new = match new {
             Ok(b) => b,
             Err(e) => {
                 in_flight.abandon(buf, wbc);
-                return Err(e);
+                if sync_all {
+                    return Err(e);
+                }
+                if NO_BIO.allow() {
+                    pr_info!(
+                        "{}: inode {}: no bio available for background writeback; the rest of the folio at {} is redirtied\n",
+                        sb.device_name(),
+                        inode.ino(),
+                        pos
+                    );
+                }
+                return result;
             }
         };
         if let Err(buf) = new.add(buf) {
@@ -185,6 +226,14 @@ fn write_folio(
             return Err(EIO);
         }
         *bio = Some(new);
+    }
+    #[cfg(rbfs_mutant_touch_after_submit)]
+    {
+        drop(in_flight);
+        submit(bio);
+        if let Some(p) = first_raw {
+            crate::mutants::touch_after_submit(p);
+        }
     }
     result
 }

@@ -1,67 +1,9 @@
 //! Linux native AIO through raw system calls (no libaio in the guest).
 
-use crate::{close_checked, errno_fail, os_fail, Fail, Res, WriteArgs};
+use crate::{close_checked, errno_fail, Fail, Res, WriteArgs};
+use rbfs_guest_tools::aio::{Context, IoEvent, Iocb, IOCB_CMD_PWRITE};
 use rbfs_guest_tools::fill_pattern;
 use std::os::fd::AsRawFd;
-use std::ptr;
-
-/// `struct iocb` of include/uapi/linux/aio_abi.h (x86-64, little endian:
-/// `aio_key` comes before `aio_rw_flags`).
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct Iocb {
-    aio_data: u64,
-    aio_key: u32,
-    aio_rw_flags: i32,
-    aio_lio_opcode: u16,
-    aio_reqprio: i16,
-    aio_fildes: u32,
-    aio_buf: u64,
-    aio_nbytes: u64,
-    aio_offset: i64,
-    aio_reserved2: u64,
-    aio_flags: u32,
-    aio_resfd: u32,
-}
-
-/// `struct io_event`.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct IoEvent {
-    data: u64,
-    obj: u64,
-    res: i64,
-    res2: i64,
-}
-
-const _: () = assert!(std::mem::size_of::<Iocb>() == 64);
-const _: () = assert!(std::mem::offset_of!(Iocb, aio_rw_flags) == 12);
-const _: () = assert!(std::mem::offset_of!(Iocb, aio_fildes) == 20);
-const _: () = assert!(std::mem::offset_of!(Iocb, aio_offset) == 40);
-const _: () = assert!(std::mem::size_of::<IoEvent>() == 32);
-
-const IOCB_CMD_PWRITE: u16 = 1;
-
-/// An AIO context; `io_destroy` on drop waits for requests still in flight.
-struct Context(libc::c_ulong);
-
-impl Context {
-    fn new(nr_events: usize) -> Res<Context> {
-        let mut ctx: libc::c_ulong = 0;
-        // SAFETY: io_setup writes the context id to `ctx`.
-        if unsafe { libc::syscall(libc::SYS_io_setup, nr_events as libc::c_uint, &mut ctx) } != 0 {
-            return Err(os_fail(format_args!("io_setup({nr_events})")));
-        }
-        Ok(Context(ctx))
-    }
-}
-
-impl Drop for Context {
-    fn drop(&mut self) {
-        // SAFETY: the context was set up by io_setup and is destroyed once.
-        unsafe { libc::syscall(libc::SYS_io_destroy, self.0) };
-    }
-}
 
 pub fn run(a: &WriteArgs) -> Res<String> {
     let file = a.open()?;
@@ -75,7 +17,7 @@ pub fn run(a: &WriteArgs) -> Res<String> {
     let iocbp = iocbs.as_mut_ptr();
     let mut events = vec![IoEvent::default(); a.qd];
     let mut free: Vec<usize> = (0..a.qd).rev().collect();
-    let ctx = Context::new(a.qd)?;
+    let ctx = Context::new(a.qd).map_err(|e| Fail::Io(format!("io_setup({}): {e}", a.qd)))?;
 
     let (mut next, mut done, mut inflight) = (0u64, 0u64, 0usize);
     while done < nreq {
@@ -105,24 +47,17 @@ pub fn run(a: &WriteArgs) -> Res<String> {
         while sub < batch.len() {
             // SAFETY: the iocbs point at buffers that stay alive and untouched
             // until their completion is reaped (or the context is destroyed).
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_io_submit,
-                    ctx.0,
-                    (batch.len() - sub) as libc::c_long,
-                    batch.as_ptr().add(sub),
-                )
-            };
-            if r < 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                    continue;
+            let r = match unsafe { ctx.submit(&batch[sub..]) } {
+                Ok(r) => r,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => {
+                    return Err(Fail::Io(format!(
+                        "{}: io_submit of {} iocbs: {e}",
+                        a.path,
+                        batch.len() - sub
+                    )))
                 }
-                return Err(os_fail(format_args!(
-                    "{}: io_submit of {} iocbs",
-                    a.path,
-                    batch.len() - sub
-                )));
-            }
+            };
             if r == 0 {
                 return Err(Fail::Io(format!(
                     "{}: io_submit accepted none of {} iocbs",
@@ -130,30 +65,18 @@ pub fn run(a: &WriteArgs) -> Res<String> {
                     batch.len() - sub
                 )));
             }
-            sub += r as usize;
-            inflight += r as usize;
+            sub += r;
+            inflight += r;
         }
         if inflight == 0 {
             break;
         }
-        // SAFETY: `events` has room for qd >= inflight events.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_getevents,
-                ctx.0,
-                1 as libc::c_long,
-                a.qd as libc::c_long,
-                events.as_mut_ptr(),
-                ptr::null_mut::<libc::timespec>(),
-            )
+        let r = match ctx.getevents(1, &mut events) {
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(Fail::Io(format!("{}: io_getevents: {e}", a.path))),
         };
-        if r < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(os_fail(format_args!("{}: io_getevents", a.path)));
-        }
-        for ev in &events[..r as usize] {
+        for ev in &events[..r] {
             let slot = ev.data as usize;
             let Some(&(off, len)) = reqs.get(slot) else {
                 return Err(Fail::Io(format!(

@@ -1,0 +1,150 @@
+# The five writeback hazards of DEVELOPERS.md, each hit hard by a named
+# test, and a check that the checker itself can fail.  The normal module
+# passes them all; `make mutants` boots this scenario once per mutant
+# (samples/rust/rbfs/mutants.rs), each reintroducing one hazard, and shows
+# the test for that hazard failing.
+#
+# Durability is checked on the raw device: rbfs-durable asks where each
+# block of what it just wrote lives (FIBMAP) and reads it with O_DIRECT from
+# /dev/vda right after fsync/fdatasync/O_DSYNC returned.
+# shellcheck shell=sh
+TESTS="load checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio unload"
+M=/mnt
+
+test_load() {
+	insmod "$RBFS_KO"
+	echo "module: $RBFS_KO"
+}
+
+# fresh BS: a new filesystem on the test disk, mounted.
+fresh() {
+	if grep -q " $M " /proc/mounts; then umount $M; fi
+	mkfs.rbfs -q -f -b "$1" "$TEST_DISK" 256M
+	mount -t rbfs "$TEST_DISK" $M
+}
+
+# finish: unmount and check the image.
+finish() {
+	umount $M
+	fsck_clean "$TEST_DISK"
+}
+
+# fast_writeback / slow_writeback: background writeback every 10 ms for
+# anything dirty for 10 ms (the minimum), or the defaults.
+fast_writeback() {
+	echo 1 > /proc/sys/vm/dirty_expire_centisecs
+	echo 1 > /proc/sys/vm/dirty_writeback_centisecs
+}
+slow_writeback() {
+	echo 3000 > /proc/sys/vm/dirty_expire_centisecs
+	echo 500 > /proc/sys/vm/dirty_writeback_centisecs
+}
+
+# The checker reports data that only sits in the page cache.
+test_checker_can_fail() {
+	fresh 1024
+	slow_writeback
+	rc=0
+	rbfs-durable $M/f "$TEST_DISK" --mode none --rounds 3 --seed 7 || rc=$?
+	expect_eq "rbfs-durable without any sync" "$rc" 1
+	finish
+}
+
+# Two writebacks of the same page at once: threads keep starting writeback
+# of the whole file (sync_file_range) while background writeback runs every
+# 10 ms, and each round rewrites part of the file and fsyncs it.  A writer
+# that touched a buffer after submitting it would lose a redirtying (or use
+# a freed buffer: KASAN).
+test_same_page_twice() {
+	fresh 1024
+	fast_writeback
+	rbfs-durable $M/f "$TEST_DISK" --mode fsync --rounds 150 --size 128K --racers 2 --gap-ms 4 --seed 11
+	rbfs-durable $M/g "$TEST_DISK" --mode fdatasync --rounds 100 --size 64K --racers 2 --gap-ms 4 --seed 12
+	slow_writeback
+	finish
+}
+
+# Mark every buffer of a folio before submitting any: with 1 KiB blocks a
+# folio has four buffers, and each round rewrites several of them.  A
+# folio whose writeback ended early and then ended again is a kernel BUG
+# (DEBUG_VM), or a folio stuck under writeback (a hang).
+test_mark_before_submit() {
+	fresh 1024
+	slow_writeback
+	rbfs-durable $M/f "$TEST_DISK" --mode fsync --rounds 60 --size 256K --seed 21
+	finish
+}
+
+# O_SYNC/O_DSYNC writes, through write(2) and native AIO, and fsync return
+# only once the data is on the disk.
+test_sync_completion() {
+	fresh 4096
+	slow_writeback
+	rbfs-durable $M/d "$TEST_DISK" --mode dsync --rounds 60 --size 512K --seed 31
+	rbfs-durable $M/a "$TEST_DISK" --mode aio-dsync --rounds 60 --size 512K --seed 32
+	rbfs-durable $M/s "$TEST_DISK" --mode fsync --rounds 40 --size 512K --seed 33
+	finish
+}
+
+# A concurrent fsync always finds a page that background writeback is
+# handling: fsyncs race writebacks started by other threads and by the
+# flusher (each round waits up to 6 ms between its write and its fsync, so
+# that they have started on it); after each fsync the data must be on the
+# disk.
+test_fsync_finds_page() {
+	fresh 4096
+	fast_writeback
+	rbfs-durable $M/f "$TEST_DISK" --mode fsync --rounds 150 --size 256K --racers 3 --gap-ms 6 --seed 41
+	slow_writeback
+	finish
+}
+
+# Coalescing never waits with an unsubmitted bio: every bio allocation is
+# made to fail in the slab (failslab on the bio and bvec caches), so all of
+# them come from the bio set's two reserved elements; two writers fsync
+# large files at once.  A writer that allocated its next bio before
+# submitting the open one waits forever on a pool the other writer holds.
+test_no_wait_with_open_bio() {
+	fs=/sys/kernel/debug/failslab
+	[ -d $fs ] || { echo "no failslab"; exit 77; }
+	caches=$(ls -d /sys/kernel/slab/bio-* /sys/kernel/slab/biovec-* 2>/dev/null)
+	[ -n "$caches" ] || { echo "no bio slab caches in /sys/kernel/slab"; exit 77; }
+	fresh 1024
+	slow_writeback
+	rbfs-pattern write $M/a 4M --seed 51
+	rbfs-pattern write $M/b 4M --seed 52
+	sync
+	for c in $caches; do echo 1 > "$c/failslab"; done
+	echo Y > $fs/cache-filter
+	echo N > $fs/ignore-gfp-wait
+	echo 0 > $fs/verbose
+	echo 0 > $fs/space
+	echo -1 > $fs/times
+	echo 0 > $fs/interval
+	echo 100 > $fs/probability
+	# Rewrite both files and fsync them at once: each fsync coalesces its
+	# file into bios of 256 blocks.
+	(rbfs-pattern write $M/a 4M --seed 53 --fsync) & wa=$!
+	(rbfs-pattern write $M/b 4M --seed 54 --fsync) & wb=$!
+	n=0
+	while kill -0 $wa 2>/dev/null || kill -0 $wb 2>/dev/null; do
+		n=$((n + 1))
+		if [ $n -gt 600 ]; then
+			echo 0 > $fs/probability
+			fail "writers still blocked after 60 s with every bio from the reserve pool: a wait with an unsubmitted bio"
+		fi
+		sleep 0.1
+	done
+	echo 0 > $fs/probability
+	for c in $caches; do echo 0 > "$c/failslab"; done
+	wait $wa
+	wait $wb
+	rbfs-pattern verify $M/a 4M --seed 53
+	rbfs-pattern verify $M/b 4M --seed 54
+	finish
+}
+
+test_unload() {
+	if grep -q " $M " /proc/mounts; then umount $M; fi
+	rmmod rbfs
+}
