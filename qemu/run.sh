@@ -96,6 +96,13 @@ if [ -n "$script$files" ]; then
 	initrd_run=$run/initramfs.cpio
 fi
 
+# The hazards scenario gets a test disk that writes at 1 MiB/s (QEMU's
+# throttling; reads are not limited): a sync primitive that returns before
+# its writes complete is then caught every time by the reads that check
+# the disk right after it, however fast the host is.
+test_drive_opts=
+[ "$scenario" != hazards ] || test_drive_opts=",throttling.bps-write=1048576"
+
 # vCPUs: the debug kernel (KASAN, lockdep) only boots with as many vCPUs as
 # host cores under multi-threaded TCG; the lean one takes 4.
 if [ "$cfg" = debug ]; then smp=${RBFS_SMP:-$(nproc)}; else smp=${RBFS_SMP:-4}; fi
@@ -115,7 +122,7 @@ append+=" rbfs_guest=$scenario rbfs_disk_vda=$test_mb rbfs_disk_vdb=$scratch_mb"
 qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem"
 	-display none -no-reboot -monitor none
 	-kernel "$kernel" -initrd "$initrd_run" -append "$append"
-	-drive "file=$run/test.img,if=virtio,format=raw,cache=$cache"
+	-drive "file=$run/test.img,if=virtio,format=raw,cache=$cache$test_drive_opts"
 	-drive "file=$run/scratch.img,if=virtio,format=raw,cache=$cache")
 printf '%q ' "${qemu[@]}" > "$run/qemu-cmdline"
 

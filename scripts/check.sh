@@ -32,8 +32,10 @@ step() {
 }
 
 # The filesystem module is safe Rust: `unsafe` lives in the abstractions
-# under rust/ only.
-if grep -rnw unsafe samples/rust/rbfs.rs samples/rust/rbfs/ | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//'; then
+# under rust/ only.  The one exception is rbfs/mutants.rs, the bugs that
+# `make mutants` reintroduces, which only --cfg rbfs_mutant builds contain.
+if grep -rnw unsafe samples/rust/rbfs.rs samples/rust/rbfs/ | grep -v '^samples/rust/rbfs/mutants\.rs:' |
+	grep -vE '^[^:]+:[0-9]+:[[:space:]]*//'; then
 	echo "not ok samples/rust has no unsafe"
 	failed=$((failed + 1))
 else
