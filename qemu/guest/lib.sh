@@ -60,6 +60,40 @@ fsck_clean() {
 	tail -n1 /tmp/fsck.out
 }
 
+# fresh BS [SIZE]: a new rbfs with BS-byte blocks (SIZE: mkfs.rbfs's
+# blocks count, 256M by default) on the test disk, mounted on $M.  A mount
+# a failed test left behind is unmounted first, so failures do not cascade.
+fresh() {
+	if grep -q " $M " /proc/mounts; then umount $M; fi
+	mkfs.rbfs -q -f -b "$1" "$TEST_DISK" "${2:-256M}"
+	mount -t rbfs "$TEST_DISK" $M
+}
+
+vmstat() {
+	sed -n "s/^$1 //p" /proc/vmstat
+}
+
+# no_writeback: after sync, no folio is under writeback.  /proc/vmstat
+# shows the global counters, which per-CPU deltas reach only past a
+# threshold or once a second, and folio_end_writeback clears PG_writeback
+# (what sync waits for) just before it decrements NR_WRITEBACK: fold the
+# per-CPU deltas (stat_refresh) and allow the decrements a few seconds.  A
+# writeback that never ends stays non-zero and fails.
+no_writeback() {
+	n=0
+	while :; do
+		echo 1 > /proc/sys/vm/stat_refresh
+		v=$(vmstat nr_writeback)
+		if [ "$v" = 0 ]; then
+			[ $n = 0 ] || echo "nr_writeback reached 0 after $n polls of 0.1 s"
+			return 0
+		fi
+		n=$((n + 1))
+		[ $n -lt 50 ] || fail "nr_writeback is $v 5 s after sync"
+		sleep 0.1
+	done
+}
+
 module_loaded() {
 	grep -q '^rbfs ' /proc/modules
 }

@@ -10,28 +10,6 @@ test_load() {
 	insmod "$RBFS_KO"
 }
 
-fresh() {
-	if grep -q " $M " /proc/mounts; then umount $M; fi
-	mkfs.rbfs -q -f -b "$1" "$TEST_DISK" 256M
-	mount -t rbfs "$TEST_DISK" $M
-}
-
-vmstat() {
-	sed -n "s/^$1 //p" /proc/vmstat
-}
-
-# no_writeback: no folio is left under writeback (see write.sh).
-no_writeback() {
-	n=0
-	while :; do
-		echo 1 > /proc/sys/vm/stat_refresh
-		[ "$(vmstat nr_writeback)" = 0 ] && return 0
-		n=$((n + 1))
-		[ $n -lt 50 ] || fail "nr_writeback is $(vmstat nr_writeback) 5 s after the writeback"
-		sleep 0.1
-	done
-}
-
 # rmmod of a mounted filesystem's module fails (EBUSY) and changes nothing.
 test_rmmod_busy() {
 	fresh 1024

@@ -16,13 +16,6 @@ test_load() {
 	echo "module: $RBFS_KO"
 }
 
-# fresh BS: a new filesystem on the test disk, mounted.
-fresh() {
-	if grep -q " $M " /proc/mounts; then umount $M; fi
-	mkfs.rbfs -q -f -b "$1" "$TEST_DISK" 256M
-	mount -t rbfs "$TEST_DISK" $M
-}
-
 # finish: unmount and check the image.
 finish() {
 	umount $M

@@ -25,9 +25,7 @@ stress_time() {
 }
 
 check_stress() {
-	if grep -q " $M " /proc/mounts; then umount $M; fi
-	mkfs.rbfs -q -f -b "$1" "$TEST_DISK" 512M
-	mount -t rbfs "$TEST_DISK" $M
+	fresh "$1" 512M
 	old_e=$(cat /proc/sys/vm/dirty_expire_centisecs)
 	old_w=$(cat /proc/sys/vm/dirty_writeback_centisecs)
 	# Setting the bytes clears the ratio and the other way round: restore

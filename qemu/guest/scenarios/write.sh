@@ -56,31 +56,6 @@ remount_verify() {
 	umount /mnt
 }
 
-vmstat() {
-	sed -n "s/^$1 //p" /proc/vmstat
-}
-
-# no_writeback: after sync, no folio is under writeback.  /proc/vmstat
-# shows the global counters, which per-CPU deltas reach only past a
-# threshold or once a second, and folio_end_writeback clears PG_writeback
-# (what sync waits for) just before it decrements NR_WRITEBACK: fold the
-# per-CPU deltas (stat_refresh) and allow the decrements a few seconds.  A
-# writeback that never ends stays non-zero and fails.
-no_writeback() {
-	n=0
-	while :; do
-		echo 1 > /proc/sys/vm/stat_refresh
-		v=$(vmstat nr_writeback)
-		if [ "$v" = 0 ]; then
-			[ $n = 0 ] || echo "nr_writeback reached 0 after $n polls of 0.1 s"
-			return 0
-		fi
-		n=$((n + 1))
-		[ $n -lt 50 ] || fail "nr_writeback is $v 5 s after sync"
-		sleep 0.1
-	done
-}
-
 check_overwrite() {
 	fresh "$1"
 	overwrite

@@ -271,11 +271,10 @@ impl BufferData<'_> {
 
     /// The block's contents.
     pub fn data(&self) -> &[u8] {
+        // The kernel writes a buffer-cache block only under its lock (reads
+        // from the device; `bforget` aside, which only its owner calls).
         // SAFETY: Up to date, referenced, `b_size` bytes of lowmem (type
-        // invariants of `Buffer`); we hold the lock, so no other Rust code
-        // writes them, and the kernel writes a buffer-cache block only
-        // under the lock (reads from the device, `bforget` aside, which
-        // only its owner calls).
+        // invariants of `Buffer`); we hold the lock, so nothing writes them.
         unsafe { core::slice::from_raw_parts((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size) }
     }
 
