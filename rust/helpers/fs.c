@@ -212,3 +212,8 @@ vm_fault_t rust_helper_vmf_fs_error(int err)
 {
 	return vmf_fs_error(err);
 }
+
+void rust_helper_get_bh(struct buffer_head *bh)
+{
+	get_bh(bh);
+}

@@ -145,6 +145,10 @@ pub enum State {
     AsyncWrite = bindings::bh_state_bits_BH_Async_Write,
     /// The last write failed.
     WriteIoError = bindings::bh_state_bits_BH_Write_EIO,
+    /// The filesystem's own: the contents passed its checks since they
+    /// were last read from the disk (like ext4's `BH_Verified`).  Cleared
+    /// by [`Buffer::read`] whenever it reads the block again.
+    Checked = bindings::bh_state_bits_BH_PrivateStart,
 }
 
 /// A referenced, up-to-date block of the device in the buffer cache
@@ -175,12 +179,36 @@ unsafe impl Sync for Buffer {}
 
 impl Buffer {
     /// Reads block `block` of `size` bytes from `bdev`.
+    ///
+    /// A block read from the disk now loses [`State::Checked`]; one found
+    /// up to date in the cache keeps it.
     pub(crate) fn read(bdev: *mut bindings::block_device, block: u64, size: u32) -> Result<Self> {
+        // As `__bread_gfp(.., 0)` does: `GFP_NOFS` (callers hold filesystem
+        // locks), `__GFP_NOFAIL` (the allocator loops, not we), and no
+        // `__GFP_MOVABLE`: metadata buffers are held across sleeps.
+        let gfp = bindings::GFP_NOFS | (1 << bindings::___GFP_NOFAIL_BIT);
         // SAFETY: The callers pass the open device of a live super block.
-        // `__bread_gfp` returns NULL on an I/O error (having logged it).
-        // No `__GFP_MOVABLE`: metadata buffers are held across sleeps.
-        let bh = unsafe { bindings::__bread_gfp(bdev, block, size, 0) };
-        NonNull::new(bh).map(|bh| Buffer { bh }).ok_or(EIO)
+        // `bdev_getblk` returns a referenced buffer head (with
+        // `__GFP_NOFAIL`, never NULL; checked all the same).
+        let bh = unsafe { bindings::bdev_getblk(bdev, block, size, gfp) };
+        let bh = NonNull::new(bh).ok_or(ENOMEM)?;
+        let buf = Buffer { bh };
+        let p = bh.as_ptr();
+        // SAFETY: A referenced buffer.  `bh_uptodate_or_lock` returns
+        // non-zero if it is up to date, and otherwise locks it for us; we
+        // then clear the checked state and read it (`__bh_read` submits
+        // and waits, the completion unlocks, and it returns `-EIO` if the
+        // buffer is not up to date afterwards).  On that error `buf` drops
+        // our reference.
+        unsafe {
+            if bindings::bh_uptodate_or_lock(p) == 0 {
+                bindings::bh_clear_state(p, State::Checked as u32);
+                if bindings::__bh_read(p, 0, true) != 0 {
+                    return Err(EIO);
+                }
+            }
+        }
+        Ok(buf)
     }
 
     /// Returns block `block` of `bdev` filled with zeroes, without reading
@@ -194,10 +222,12 @@ impl Buffer {
         // SAFETY: We hold a reference; under the buffer lock nobody else
         // reads or writes the data (see the type's documentation), and the
         // lock also waits for any write of the block's old contents that is
-        // still in flight.  `b_data` is `b_size` bytes of lowmem.
+        // still in flight.  `b_data` is `b_size` bytes of lowmem.  Zeroes
+        // have not been checked by anyone.
         unsafe {
             bindings::lock_buffer(p);
             core::ptr::write_bytes((*p).b_data.cast::<u8>(), 0, (*p).b_size);
+            bindings::bh_clear_state(p, State::Checked as u32);
             bindings::bh_set_state(p, bindings::bh_state_bits_BH_Uptodate);
             bindings::unlock_buffer(p);
         }
@@ -233,6 +263,19 @@ impl Buffer {
     pub fn head(&self) -> &BufferHead {
         // SAFETY: Referenced for as long as `self` lives.
         unsafe { BufferHead::from_raw(self.bh.as_ptr()) }
+    }
+}
+
+impl Clone for Buffer {
+    /// Another reference to the same buffer.  A clone kept for long may
+    /// outlive the buffer's up-to-date state (a failed write clears it):
+    /// check `head().test(State::Uptodate)` before using such a one, or
+    /// read the block again.
+    fn clone(&self) -> Self {
+        // SAFETY: We own a reference, so the buffer head is alive;
+        // `get_bh` takes another one, which the clone's `Drop` releases.
+        unsafe { bindings::get_bh(self.bh.as_ptr()) };
+        Buffer { bh: self.bh }
     }
 }
 
@@ -276,6 +319,19 @@ impl BufferData<'_> {
         // SAFETY: Up to date, referenced, `b_size` bytes of lowmem (type
         // invariants of `Buffer`); we hold the lock, so nothing writes them.
         unsafe { core::slice::from_raw_parts((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size) }
+    }
+
+    /// Whether the contents passed the filesystem's checks since they were
+    /// read ([`State::Checked`]).
+    pub fn checked(&self) -> bool {
+        self.buf.head().test(State::Checked)
+    }
+
+    /// Records that the contents passed the filesystem's checks (or were
+    /// written by it, checks included).  Under the lock, so no reader sees
+    /// the mark before the contents it describes.
+    pub fn set_checked(&mut self) {
+        self.buf.head().set(State::Checked)
     }
 
     /// The block's contents, for changing; the buffer will be marked dirty.

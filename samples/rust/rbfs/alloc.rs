@@ -5,13 +5,15 @@
 //! Every allocation and free runs under the mount's allocation mutex
 //! (`SbInfo::alloc`), which also holds the free counts; the bitmap blocks
 //! themselves are read and changed through the buffer cache under their
-//! buffer locks, checksum checked before and resealed after each change.
+//! buffer locks, checked once after each read from the disk (the buffer
+//! remembers it, `Checked`); taking a bit updates the checksum for the
+//! changed byte alone, freeing runs reseals the block.
 //! Lock order: an inode's map mutex, then the allocation mutex, then one
 //! buffer lock at a time.
 
 use crate::format::{self, Superblock};
 use crate::sb::{corrupt, Rbfs};
-use kernel::fs::buffer::Buffer;
+use kernel::fs::buffer::{Buffer, State};
 use kernel::fs::sb::{NewSuperBlock, SuperBlock};
 use kernel::prelude::*;
 
@@ -23,6 +25,11 @@ pub(crate) struct AllocState {
     block_goal: u32,
     /// Where the next inode search starts.
     ino_goal: u32,
+    /// The bitmap block used last, kept referenced: sequential allocation
+    /// takes block after block from it, and a lookup in the buffer cache
+    /// costs as much as the rest of the allocation.  Released by
+    /// [`release`] when the file system is put.
+    last_bitmap: Option<(u32, Buffer)>,
 }
 
 impl AllocState {
@@ -32,6 +39,7 @@ impl AllocState {
             free_inodes: sb.free_inodes,
             block_goal: sb.layout.data_start,
             ino_goal: format::ROOT_INO,
+            last_bitmap: None,
         }
     }
 
@@ -74,29 +82,53 @@ pub(crate) fn count_free(sb: &NewSuperBlock<'_, Rbfs>, disk: &Superblock) -> Res
         let (start, blocks, total) = map.region(disk);
         for i in 0..blocks {
             let buf = sb.bread(u64::from(start + i))?;
-            let data = buf.lock();
+            let mut data = buf.lock();
             if let Err(e) = format::bitmap_verify(data.data(), i, total) {
                 pr_err!("{}: {} block {}: {}\n", sb.device_name(), map.name(), i, e);
                 return Err(EINVAL);
             }
+            data.set_checked();
             counts[n] += format::bitmap_count_free(data.data());
         }
     }
     Ok((counts[0], counts[1]))
 }
 
-/// Reads bitmap block `index` of `map`, checked.
-fn read_bitmap(sb: &SuperBlock<Rbfs>, map: Map, index: u32) -> Result<Buffer> {
+/// Drops the allocators' reference to a bitmap block (at `put_super`,
+/// before the device is released).
+pub(crate) fn release(st: &mut AllocState) {
+    st.last_bitmap = None;
+}
+
+/// Reads bitmap block `index` of `map`, checked, through the state's
+/// last-used block when it is that one.
+fn read_bitmap(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, index: u32) -> Result<Buffer> {
     let (start, _, total) = map.region(&sb.data().sb);
-    let buf = sb.bread(u64::from(start + index))?;
-    let r = format::bitmap_verify(buf.lock().data(), index, total);
-    r.map_err(|e| corrupt(sb, format_args!("{} block {}", map.name(), index), e))?;
+    let nr = start + index;
+    let buf = match &st.last_bitmap {
+        // A failed write of the block clears its up-to-date state: read
+        // it again then.
+        Some((b, buf)) if *b == nr && buf.head().test(State::Uptodate) => buf.clone(),
+        _ => {
+            let buf = sb.bread(u64::from(nr))?;
+            st.last_bitmap = Some((nr, buf.clone()));
+            buf
+        }
+    };
+    {
+        let mut data = buf.lock();
+        if !data.checked() {
+            let r = format::bitmap_verify(data.data(), index, total);
+            r.map_err(|e| corrupt(sb, format_args!("{} block {}", map.name(), index), e))?;
+            data.set_checked();
+        }
+    }
     Ok(buf)
 }
 
 /// Finds a clear bit from item `goal` on (wrapping around once), sets it
 /// and returns the item's index in the bitmap (0-based).
-fn take_bit(sb: &SuperBlock<Rbfs>, map: Map, goal: u32) -> Result<Option<u32>> {
+fn take_bit(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, goal: u32) -> Result<Option<u32>> {
     let (_, blocks, total) = map.region(&sb.data().sb);
     let bpb = format::bitmap_bits_per_block(sb.data().block_log());
     let goal = if goal >= total { 0 } else { goal };
@@ -104,11 +136,13 @@ fn take_bit(sb: &SuperBlock<Rbfs>, map: Map, goal: u32) -> Result<Option<u32>> {
     for step in 0..=blocks {
         let index = (first + step) % blocks;
         let start = if step == 0 { goal % bpb } else { 0 };
-        let buf = read_bitmap(sb, map, index)?;
+        let buf = read_bitmap(sb, st, map, index)?;
         let mut data = buf.lock();
         let Some(bit) = format::bitmap_find_free(data.data(), start) else { continue };
         let d = data.data_mut();
-        format::bitmap_set(d, bit).and_then(|_| format::bitmap_seal(d)).map_err(|e| {
+        // The block was checked (its checksum is right): update the
+        // checksum for the one changed byte instead of resealing it all.
+        format::bitmap_set_sealed(d, bit).map_err(|e| {
             corrupt(sb, format_args!("{} block {}", map.name(), index), e)
         })?;
         return Ok(Some(index * bpb + bit));
@@ -125,7 +159,7 @@ pub(crate) fn alloc_block(sb: &SuperBlock<Rbfs>, goal: u32) -> Result<u32> {
         return Err(ENOSPC);
     }
     let goal = if info.sb.is_data_block(goal) { goal } else { st.block_goal };
-    let Some(block) = take_bit(sb, Map::Blocks, goal)? else {
+    let Some(block) = take_bit(sb, &mut st, Map::Blocks, goal)? else {
         // The count said there was one: the count was wrong.
         st.free_blocks = 0;
         return Err(ENOSPC);
@@ -154,7 +188,7 @@ pub(crate) fn free_blocks(sb: &SuperBlock<Rbfs>, start: u32, count: u32) -> Resu
         }
         let index = block / bpb;
         let run_end = end.min((index + 1) * bpb);
-        let buf = read_bitmap(sb, Map::Blocks, index)?;
+        let buf = read_bitmap(sb, &mut st, Map::Blocks, index)?;
         let mut data = buf.lock();
         let d = data.data_mut();
         let mut freed = 0;
@@ -185,7 +219,8 @@ pub(crate) fn alloc_ino(sb: &SuperBlock<Rbfs>) -> Result<u32> {
     if st.free_inodes == 0 {
         return Err(ENOSPC);
     }
-    let Some(bit) = take_bit(sb, Map::Inodes, st.ino_goal - 1)? else {
+    let goal = st.ino_goal - 1;
+    let Some(bit) = take_bit(sb, &mut st, Map::Inodes, goal)? else {
         st.free_inodes = 0;
         return Err(ENOSPC);
     };
@@ -201,7 +236,7 @@ pub(crate) fn free_ino(sb: &SuperBlock<Rbfs>, ino: u32) -> Result {
     let (block, bit) = info.sb.inode_bit_location(ino).map_err(|e| corrupt(sb, format_args!("freeing inode {}", ino), e))?;
     let index = block - info.sb.layout.ibitmap_start;
     let mut st = info.alloc.lock();
-    let buf = read_bitmap(sb, Map::Inodes, index)?;
+    let buf = read_bitmap(sb, &mut st, Map::Inodes, index)?;
     let mut data = buf.lock();
     let d = data.data_mut();
     let was = format::bitmap_clear(d, bit).and_then(|was| format::bitmap_seal(d).map(|()| was));

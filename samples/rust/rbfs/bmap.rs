@@ -6,15 +6,18 @@
 //!
 //! The map of an inode (its pointers, block count and allocation hint) is
 //! behind the inode's map mutex.  Indirect blocks are read and changed
-//! through the buffer cache under their buffer locks, checksum checked on
-//! every read and resealed on every change, and associated with the inode
-//! so that `fsync` writes them.
+//! through the buffer cache under their buffer locks, and associated with
+//! the inode so that `fsync` writes them.  Each is checked (checksum and
+//! every pointer) once after it is read from the disk, and the buffer
+//! remembers that (`Checked`); a change updates the checksum for the
+//! changed pointer alone.
 
 use crate::alloc;
 use crate::format::{self, IndirectBlock, N_DIRECT, N_LEVELS};
 use crate::inode::MapState;
 use crate::sb::{corrupt, Rbfs};
 use crate::write;
+use kernel::fs::buffer::Buffer;
 use kernel::fs::folio::Locked;
 use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::fs::{address_space, inode, inode::INode, SECTOR_SIZE};
@@ -107,15 +110,35 @@ fn check_block(inode: &INode<Rbfs>, block: u32) -> Result {
         .map_err(|e| corrupt(sb, format_args!("inode {} block map", inode.ino()), e))
 }
 
+/// The verified view of a locked indirect block: its checks run once per
+/// read from the disk (the buffer remembers them, `Checked`).
+fn indirect<'a>(
+    inode: &INode<Rbfs>,
+    block: u32,
+    data: &'a mut kernel::fs::buffer::BufferData<'_>,
+) -> Result<IndirectBlock<'a>> {
+    let sb = inode.super_block();
+    if data.checked() {
+        return IndirectBlock::parse_trusted(data.data(), &sb.data().sb).map_err(|_| EINVAL);
+    }
+    if let Err(e) = IndirectBlock::parse(data.data(), &sb.data().sb) {
+        return Err(corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e));
+    }
+    data.set_checked();
+    IndirectBlock::parse_trusted(data.data(), &sb.data().sb).map_err(|_| EINVAL)
+}
+
+/// Reads pointer `i` of indirect block `block`, whose buffer is `buf`.
+fn get_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32) -> Result<u32> {
+    let mut data = buf.lock();
+    Ok(indirect(inode, block, &mut data)?.get(i as usize))
+}
+
 /// Reads pointer `i` of indirect block `block`.
 fn read_ptr(inode: &INode<Rbfs>, block: u32, i: u32) -> Result<u32> {
     check_block(inode, block)?;
-    let sb = inode.super_block();
-    let buf = sb.bread(u64::from(block))?;
-    let data = buf.lock();
-    let ind = IndirectBlock::parse(data.data(), &sb.data().sb)
-        .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e))?;
-    Ok(ind.get(i as usize))
+    let buf = inode.super_block().bread(u64::from(block))?;
+    get_ptr(inode, &buf, block, i)
 }
 
 /// Maps file block `index` of `inode`; `None` for a hole.
@@ -146,37 +169,68 @@ fn sectors_per_block(inode: &INode<Rbfs>) -> u64 {
     (1u64 << inode.super_block().data().block_log()) / SECTOR_SIZE
 }
 
-/// Allocates a block for `inode` near its last one, and counts it.
-fn new_block(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
-    let goal = if st.last != 0 { st.last + 1 } else { 0 };
+/// Allocates a block for `inode` at or after `goal` (0: the file system's
+/// own goal), and counts it.
+fn take_block(inode: &INode<Rbfs>, st: &mut MapState, goal: u32) -> Result<u32> {
     let b = alloc::alloc_block(inode.super_block(), goal)?;
-    st.last = b;
     st.blocks += sectors_per_block(inode);
     inode.set_blocks(st.blocks);
     inode.mark_dirty();
     Ok(b)
 }
 
+/// Allocates a data block for `inode` right after its last one.
+fn new_block(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
+    let goal = if st.last != 0 { st.last + 1 } else { 0 };
+    let b = take_block(inode, st, goal)?;
+    st.last = b;
+    Ok(b)
+}
+
+/// Indirect blocks a growing file sets aside at a time.  An indirect block
+/// allocated where the data goes next splits the data's run on the disk
+/// (every 255 data blocks at 1 KiB blocks), and so splits the writes of a
+/// sequential file into requests of at most that size.  Instead the first
+/// indirect block takes the data's next block and the data skips ahead
+/// past this many blocks, which the file's next indirect blocks fill: one
+/// split per 16 indirect blocks (4 MiB of data at 1 KiB blocks, 64 MiB at
+/// 4 KiB).  The blocks set aside are only a goal, not a reservation: they
+/// stay free for anyone, and are not set aside again once the inode leaves
+/// memory or the file is truncated.
+const INDIRECT_RESERVE: u32 = 16;
+
 /// Allocates an indirect block for `inode`: all holes, checksummed.
 fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
-    let b = new_block(inode, st)?;
+    let b = if st.meta_left > 0 {
+        let b = take_block(inode, st, st.meta_next)?;
+        st.meta_next = b.saturating_add(1);
+        st.meta_left -= 1;
+        b
+    } else {
+        let goal = if st.last != 0 { st.last + 1 } else { 0 };
+        let b = take_block(inode, st, goal)?;
+        st.meta_next = b.saturating_add(1);
+        st.meta_left = INDIRECT_RESERVE - 1;
+        // The data goes on after the blocks set aside.
+        st.last = b.saturating_add(INDIRECT_RESERVE - 1);
+        b
+    };
     let buf = inode.super_block().zeroed_block(u64::from(b))?;
     let mut data = buf.lock();
     format::indirect_init(data.data_mut()).map_err(|_| EINVAL)?;
+    data.set_checked();
     data.mark_dirty_for(inode);
     Ok(b)
 }
 
-/// Sets pointer `i` of indirect block `block` to `value`.
-fn write_ptr(inode: &INode<Rbfs>, block: u32, i: u32, value: u32) -> Result {
-    let sb = inode.super_block();
-    let buf = sb.bread(u64::from(block))?;
+/// Sets pointer `i` of indirect block `block`, whose buffer is `buf`, to
+/// `value`.
+fn set_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) -> Result {
     let mut data = buf.lock();
-    if let Err(e) = IndirectBlock::parse(data.data(), &sb.data().sb) {
-        return Err(corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e));
-    }
+    indirect(inode, block, &mut data)?;
     let d = data.data_mut();
-    format::indirect_set(d, i as usize, value).and_then(|()| format::indirect_seal(d)).map_err(|_| EINVAL)?;
+    // Checked above, so the checksum is right: update it for this pointer.
+    format::indirect_set_sealed(d, i as usize, value).map_err(|_| EINVAL)?;
     data.mark_dirty_for(inode);
     Ok(())
 }
@@ -201,7 +255,11 @@ pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> 
     for level in 0..path.depth {
         let i = path.idx[level];
         let last = level + 1 == path.depth;
-        let child = read_ptr(inode, ptr, i)?;
+        check_block(inode, ptr)?;
+        // One lookup of the indirect block serves both reading the pointer
+        // and, after the allocation, setting it.
+        let buf = inode.super_block().bread(u64::from(ptr))?;
+        let child = get_ptr(inode, &buf, ptr, i)?;
         if child != 0 {
             if last {
                 check_block(inode, child)?;
@@ -210,10 +268,10 @@ pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> 
             ptr = child;
             continue;
         }
-        // Allocate with no buffer lock held; the map mutex keeps the tree
-        // as it is meanwhile.
+        // Allocate with no buffer lock held (a reference is no lock); the
+        // map mutex keeps the tree as it is meanwhile.
         let new = if last { new_block(inode, &mut st)? } else { new_indirect(inode, &mut st)? };
-        write_ptr(inode, ptr, i, new)?;
+        set_ptr(inode, &buf, ptr, i, new)?;
         if last {
             return Ok((new, true));
         }
@@ -263,9 +321,8 @@ fn read_ptrs(inode: &INode<Rbfs>, block: u32) -> Result<KVec<u32>> {
     check_block(inode, block)?;
     let sb = inode.super_block();
     let buf = sb.bread(u64::from(block))?;
-    let data = buf.lock();
-    let ind = IndirectBlock::parse(data.data(), &sb.data().sb)
-        .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e))?;
+    let mut data = buf.lock();
+    let ind = indirect(inode, block, &mut data)?;
     // GFP_KERNEL under the map mutex is safe: reclaim never takes a map
     // mutex (writeback does not allocate blocks, and eviction from the
     // inode shrinker frees nothing: only an inode's last `iput` after its
@@ -357,8 +414,9 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
     })();
     result = result.and(run.flush(inode));
     st.blocks = st.blocks.saturating_sub(run.freed * sectors_per_block(inode));
-    if st.last != 0 && run.freed > 0 {
+    if run.freed > 0 {
         st.last = 0;
+        st.meta_left = 0;
     }
     inode.set_blocks(st.blocks);
     inode.mark_dirty();

@@ -38,15 +38,28 @@ fn read_block(dir: &INode<Rbfs>, index: u64) -> Result<Buffer> {
     sb.bread(u64::from(block))
 }
 
+/// The verified view of a locked directory block: the checksum is checked
+/// once per read from the disk (the buffer remembers it, `Checked`).
+fn dir_block<'a>(
+    dir: &INode<Rbfs>,
+    index: u64,
+    data: &'a mut kernel::fs::buffer::BufferData<'_>,
+) -> Result<DirBlock<'a>> {
+    if !data.checked() {
+        if let Err(e) = DirBlock::parse(data.data(), index == 0) {
+            return Err(corrupt(dir.super_block(), format_args!("directory {} block {}", dir.ino(), index), e));
+        }
+        data.set_checked();
+    }
+    DirBlock::parse_trusted(data.data(), index == 0).map_err(|_| EINVAL)
+}
+
 /// Reads block `index` of a directory, checks its tail and checksum once,
 /// and runs `f` on it (under the buffer lock).
 fn with_block<R>(dir: &INode<Rbfs>, index: u64, f: impl FnOnce(DirBlock<'_>) -> Result<R>) -> Result<R> {
-    let sb = dir.super_block();
     let buf = read_block(dir, index)?;
-    let data = buf.lock();
-    let parsed = DirBlock::parse(data.data(), index == 0)
-        .map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))?;
-    f(parsed)
+    let mut data = buf.lock();
+    f(dir_block(dir, index, &mut data)?)
 }
 
 /// Runs `f` on block `index` of a directory for changing it: `f` gets the
@@ -61,9 +74,7 @@ fn change_block<R>(
     let sb = dir.super_block();
     let buf = read_block(dir, index)?;
     let mut data = buf.lock();
-    if let Err(e) = DirBlock::parse(data.data(), index == 0) {
-        return Err(corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e));
-    }
+    dir_block(dir, index, &mut data)?;
     let r = f(data.data_mut(), index == 0);
     match r {
         Ok(Some(v)) => {
@@ -98,6 +109,7 @@ pub(crate) fn init_dir(dir: &INode<Rbfs>, parent: u32) -> Result {
     let buf = dir.super_block().zeroed_block(u64::from(block))?;
     let mut data = buf.lock();
     format::dir_init_first(data.data_mut(), dir.ino() as u32, parent).map_err(|_| EINVAL)?;
+    data.set_checked();
     data.mark_dirty_for(dir);
     Ok(())
 }
@@ -131,6 +143,7 @@ fn add_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
         format::dir_init_empty(d)
             .and_then(|()| format::dir_insert(d, nblocks == 0, name, ino, ft))
             .map_err(|_| EINVAL)?;
+        data.set_checked();
         data.mark_dirty_for(dir);
     }
     dir.set_size((nblocks + 1) * bs);

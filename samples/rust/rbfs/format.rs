@@ -214,6 +214,51 @@ pub fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
     crc
 }
 
+/// Product of two polynomials over GF(2) modulo the crc32c polynomial, in
+/// the reflected bit order the crc uses (bit 31 is `x^0`).
+const fn gf2_mulmod(a: u32, mut b: u32) -> u32 {
+    let mut p = 0;
+    let mut m = 1u32 << 31;
+    while m != 0 {
+        if a & m != 0 {
+            p ^= b;
+        }
+        b = if b & 1 != 0 { (b >> 1) ^ CRC32C_POLY } else { b >> 1 };
+        m >>= 1;
+    }
+    p
+}
+
+/// Longest run of zero bytes [`crc32c_zeros`] appends in one step.
+const ZERO_POWERS: usize = 4096;
+
+/// `x^(8n) mod P` for every `n` below [`ZERO_POWERS`]: multiplying a raw crc
+/// state by entry `n` appends `n` zero bytes to the message.
+const fn zero_byte_powers() -> [u32; ZERO_POWERS] {
+    let mut t = [0u32; ZERO_POWERS];
+    // x^0 is bit 31; x^8 is bit 23.
+    t[0] = 1 << 31;
+    let mut n = 1;
+    while n < ZERO_POWERS {
+        t[n] = gf2_mulmod(t[n - 1], 1 << 23);
+        n += 1;
+    }
+    t
+}
+
+static CRC32C_ZERO_POWERS: [u32; ZERO_POWERS] = zero_byte_powers();
+
+/// Appends `n` zero bytes to a raw crc32c state (no initial value, no final
+/// inversion), in time independent of `n` for every block size.
+fn crc32c_zeros(mut raw: u32, mut n: usize) -> u32 {
+    while n > 0 {
+        let step = n.min(ZERO_POWERS - 1);
+        raw = gf2_mulmod(CRC32C_ZERO_POWERS[step], raw);
+        n -= step;
+    }
+    raw
+}
+
 /// Standard crc32c of `data` (init all ones, final inversion), as used for
 /// every checksum in the format.  `crc32c(b"123456789") == 0xE306_9283`.
 pub fn crc32c(data: &[u8]) -> u32 {
@@ -282,6 +327,31 @@ fn trailer_crc_seal(buf: &mut [u8]) {
         let crc = crc32c(buf.split_at(body_len).0);
         wr32(buf, body_len, crc);
     }
+}
+
+/// Updates the trailer checksum of `buf` (which must have been right) after
+/// the bytes at `off` changed from `old` to what `buf` holds now.  The crc
+/// is affine in the message, so the change alone, carried to the end of the
+/// body, is enough: a few dozen operations instead of a pass over the block.
+fn trailer_crc_patch(buf: &mut [u8], off: usize, old: &[u8]) {
+    let Some(body_len) = buf.len().checked_sub(4) else {
+        return;
+    };
+    let Some(new) = off
+        .checked_add(old.len())
+        .filter(|&end| end <= body_len)
+        .and_then(|end| buf.get(off..end))
+    else {
+        // Not within the body: no shortcut, but still a right checksum.
+        return trailer_crc_seal(buf);
+    };
+    let mut raw = 0u32;
+    for (o, n) in old.iter().zip(new) {
+        raw = (raw >> 8) ^ crc_t(0, raw ^ u32::from(o ^ n));
+    }
+    let tail = body_len - off - old.len();
+    let crc = rd32(buf, body_len) ^ crc32c_zeros(raw, tail);
+    wr32(buf, body_len, crc);
 }
 
 // ---------------------------------------------------------------------------
@@ -983,6 +1053,17 @@ impl<'a> IndirectBlock<'a> {
         Ok(blk)
     }
 
+    /// A view of a block that passed [`IndirectBlock::parse`] before and
+    /// has been changed since only by [`indirect_set`] with checked
+    /// pointers and resealed (the kernel remembers that per buffer): only
+    /// the length is checked.
+    pub fn parse_trusted(buf: &'a [u8], sb: &Superblock) -> Result<IndirectBlock<'a>> {
+        if buf.len() != sb.block_size() {
+            return Err(FormatError::BufferSize);
+        }
+        Ok(IndirectBlock { buf })
+    }
+
     /// Number of pointer slots.
     pub fn len(&self) -> usize {
         self.buf.len() / 4 - 1
@@ -1016,6 +1097,16 @@ pub fn indirect_set(buf: &mut [u8], i: usize, block: u32) -> Result<()> {
         return Err(FormatError::BufferSize);
     }
     wr32(buf, i * 4, block);
+    Ok(())
+}
+
+/// Sets pointer `i` of an indirect block whose checksum is right and
+/// updates the checksum for the change alone (see [`indirect_seal`] for
+/// blocks changed otherwise).
+pub fn indirect_set_sealed(buf: &mut [u8], i: usize, block: u32) -> Result<()> {
+    let old = rd32(buf, i.wrapping_mul(4));
+    indirect_set(buf, i, block)?;
+    trailer_crc_patch(buf, i * 4, &old.to_le_bytes());
     Ok(())
 }
 
@@ -1102,6 +1193,16 @@ pub fn bitmap_test(buf: &[u8], bit: u32) -> bool {
 /// Sets `bit` (marks the item in use); returns its previous value.
 pub fn bitmap_set(buf: &mut [u8], bit: u32) -> Result<bool> {
     bitmap_write(buf, bit, true)
+}
+
+/// Sets `bit` of a bitmap block whose checksum is right, updating the
+/// checksum for the change alone; returns the bit's previous value.
+pub fn bitmap_set_sealed(buf: &mut [u8], bit: u32) -> Result<bool> {
+    let off = (bit / 8) as usize;
+    let old = buf.get(off).copied().unwrap_or(0);
+    let was = bitmap_set(buf, bit)?;
+    trailer_crc_patch(buf, off, &[old]);
+    Ok(was)
 }
 
 /// Clears `bit` (marks the item free); returns its previous value.
@@ -1657,6 +1758,15 @@ impl<'a> DirBlock<'a> {
     /// block 0 of its directory, which must start with "." and "..".
     pub fn parse(buf: &'a [u8], first: bool) -> Result<DirBlock<'a>> {
         dir_verify(buf)?;
+        Ok(DirBlock { buf, first })
+    }
+
+    /// A view of a block that passed [`DirBlock::parse`] before and was
+    /// changed since only by this module's functions, which reseal it: only
+    /// the length is checked (entries are still validated as they are
+    /// read).
+    pub fn parse_trusted(buf: &'a [u8], first: bool) -> Result<DirBlock<'a>> {
+        block_log_of_len(buf.len())?;
         Ok(DirBlock { buf, first })
     }
 

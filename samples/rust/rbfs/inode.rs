@@ -20,8 +20,13 @@ pub(crate) struct MapState {
     pub(crate) ptrs: [u32; N_MAP],
     /// Space used, in 512-byte sectors (data and indirect blocks).
     pub(crate) blocks: u64,
-    /// The block allocated last (where the next allocation looks first).
+    /// The data block allocated last (where the next one looks first).
     pub(crate) last: u32,
+    /// Where the next indirect block goes: blocks set aside ahead of the
+    /// data, so that indirect blocks do not split the data's runs.
+    pub(crate) meta_next: u32,
+    /// How many of the set-aside blocks from `meta_next` on are left.
+    pub(crate) meta_left: u32,
 }
 
 /// What rbfs keeps with every in-memory inode.
@@ -40,7 +45,7 @@ pub(crate) struct InodeInfo {
 
 fn info(ptrs: [u32; N_MAP], blocks: u64, fmt: u16, crtime: Timestamp, generation: u32) -> impl PinInit<InodeInfo, Error> {
     try_pin_init!(InodeInfo {
-        map <- new_mutex!(MapState { ptrs, blocks, last: 0 }, "rbfs::inode::map"),
+        map <- new_mutex!(MapState { ptrs, blocks, last: 0, meta_next: 0, meta_left: 0 }, "rbfs::inode::map"),
         fmt,
         crtime,
         generation,

@@ -290,6 +290,7 @@ impl FileSystem for Rbfs {
     }
 
     fn put_super(sb: &SuperBlock<Self>) {
+        alloc::release(&mut sb.data().alloc.lock());
         if sb.is_read_only() {
             return;
         }

@@ -313,6 +313,31 @@ proptest! {
     }
 
     #[test]
+    fn sealed_updates_equal_a_full_reseal(buf in arb_block(), changes in proptest::collection::vec((any::<u32>(), any::<u32>()), 1..20)) {
+        // Arbitrary contents with a right checksum, then a series of
+        // pointer and bit changes with the incremental checksum update:
+        // after each, the checksum is exactly what a full reseal computes.
+        let mut ind = buf.clone();
+        indirect_seal(&mut ind).unwrap();
+        let mut bm = buf;
+        bitmap_seal(&mut bm).unwrap();
+        let slots = ind.len() / 4 - 1;
+        let bits = (bm.len() as u32 - 4) * 8;
+        for (a, b) in changes {
+            indirect_set_sealed(&mut ind, a as usize % slots, b).unwrap();
+            let mut full = ind.clone();
+            indirect_seal(&mut full).unwrap();
+            prop_assert_eq!(&ind, &full);
+            bitmap_set_sealed(&mut bm, a % bits).unwrap();
+            let mut full = bm.clone();
+            bitmap_seal(&mut full).unwrap();
+            prop_assert_eq!(&bm, &full);
+        }
+        prop_assert!(indirect_set_sealed(&mut ind, slots, 1).is_err());
+        prop_assert!(bitmap_set_sealed(&mut bm, bits).is_err());
+    }
+
+    #[test]
     fn bitmap_arbitrary_bytes(buf in arb_block(), index in any::<u32>(), total in any::<u32>(), bit in any::<u32>(), seal in any::<bool>()) {
         let mut buf = buf;
         if seal {
