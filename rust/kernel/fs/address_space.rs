@@ -27,8 +27,12 @@ pub trait Operations {
     type FileSystem: FileSystem;
 
     /// Maps block `index` of the file to a block of the device, or `None`
-    /// for a hole.
-    fn map_block(inode: &INode<Self::FileSystem>, index: u64) -> Result<Option<u64>>;
+    /// for a hole.  With the block comes the length of the run that starts
+    /// there: how many blocks, from 1 up to `max`, follow one another both
+    /// in the file and on the device (`max` is at least 1).  The read side
+    /// maps a whole readahead batch with few calls that way, as ext2's
+    /// `get_block` does.
+    fn map_block(inode: &INode<Self::FileSystem>, index: u64, max: u64) -> Result<Option<(u64, u64)>>;
 
     /// Maps block `index` for a write: returns its device block, allocating
     /// it if needed, and whether it was allocated now.  The kernel zeroes
@@ -179,10 +183,21 @@ impl<U: Operations> Table<U> {
             // SAFETY: Per the safety requirements; the page cache holds a
             // reference to the inode while it does I/O on its folios.
             let i = unsafe { INode::<U::FileSystem>::from_raw(inode) };
-            if let Some(block) = U::map_block(i, iblock)? {
+            // SAFETY: `bh` and `inode` are valid (see above).  The caller
+            // sets `b_size` to the most it wants mapped (mpage: the rest of
+            // its batch; the buffer helpers: one block).
+            let (size, bits) = unsafe { ((*bh).b_size as u64, (*inode).i_blkbits) };
+            let max = (size >> bits).max(1);
+            if let Some((block, count)) = U::map_block(i, iblock, max)? {
+                let count = count.clamp(1, max);
                 // SAFETY: `bh` is valid; `map_bh` sets it mapped to `block`
-                // of the super block's device, one block long.
-                unsafe { bindings::map_bh(bh, (*inode).i_sb, block) };
+                // of the super block's device, one block long, and then it
+                // says how many blocks the mapping covers (at most what the
+                // caller asked for, which fits its `usize`).
+                unsafe {
+                    bindings::map_bh(bh, (*inode).i_sb, block);
+                    (*bh).b_size = (count << bits) as usize;
+                }
             }
             Ok(0)
         })

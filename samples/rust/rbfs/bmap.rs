@@ -80,8 +80,8 @@ pub(crate) struct Mapper;
 impl address_space::Operations for Mapper {
     type FileSystem = Rbfs;
 
-    fn map_block(inode: &INode<Rbfs>, index: u64) -> Result<Option<u64>> {
-        map(inode, index).map(|b| b.map(u64::from))
+    fn map_block(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Option<(u64, u64)>> {
+        map_run(inode, index, max).map(|r| r.map(|(b, n)| (u64::from(b), n)))
     }
 
     fn map_block_for_write(inode: &INode<Rbfs>, index: u64) -> Result<(u64, bool)> {
@@ -143,6 +143,14 @@ fn read_ptr(inode: &INode<Rbfs>, block: u32, i: u32) -> Result<u32> {
 
 /// Maps file block `index` of `inode`; `None` for a hole.
 pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
+    Ok(map_run(inode, index, 1)?.map(|(b, _)| b))
+}
+
+/// Maps file block `index` of `inode` and counts the run from there: how
+/// many of the next blocks, at most `max`, follow it on the device (within
+/// one pointer array: the direct pointers or one indirect block).  `None`
+/// for a hole.
+pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Option<(u32, u64)>> {
     let sb = inode.super_block();
     let Some(path) = format::block_path(sb.data().block_log(), index) else {
         // Beyond the largest file the map can describe: s_maxbytes keeps
@@ -150,8 +158,11 @@ pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
         return Ok(None);
     };
     let st = inode.data().map.lock();
+    if path.depth == 0 {
+        return run_in(inode, &st.ptrs[path.slot..N_DIRECT], max);
+    }
     let mut ptr = st.ptrs[path.slot];
-    for level in 0..path.depth {
+    for level in 0..path.depth - 1 {
         if ptr == 0 {
             return Ok(None);
         }
@@ -160,8 +171,41 @@ pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
     if ptr == 0 {
         return Ok(None);
     }
+    // The last level: the run is counted in the indirect block, under its
+    // lock, without copying it.
     check_block(inode, ptr)?;
-    Ok(Some(ptr))
+    let buf = sb.bread(u64::from(ptr))?;
+    let mut data = buf.lock();
+    let ind = indirect(inode, ptr, &mut data)?;
+    let i = path.idx[path.depth - 1] as usize;
+    let first = ind.get(i);
+    let mut n = 1u64;
+    while n < max && ind.get(i + n as usize) == first.wrapping_add(n as u32) && i + (n as usize) < ind.len() {
+        n += 1;
+    }
+    finish_run(inode, first, n)
+}
+
+/// The run at the start of `ptrs`, at most `max` long.
+fn run_in(inode: &INode<Rbfs>, ptrs: &[u32], max: u64) -> Result<Option<(u32, u64)>> {
+    let Some(&first) = ptrs.first() else { return Ok(None) };
+    let n = ptrs
+        .iter()
+        .zip(0u32..)
+        .take_while(|&(&p, k)| u64::from(k) < max && p == first.wrapping_add(k))
+        .count();
+    finish_run(inode, first, n as u64)
+}
+
+/// Checks both ends of a run (the data region is one range, so the blocks
+/// between are in it too); a run starting with 0 is a hole.
+fn finish_run(inode: &INode<Rbfs>, first: u32, n: u64) -> Result<Option<(u32, u64)>> {
+    if first == 0 {
+        return Ok(None);
+    }
+    check_block(inode, first)?;
+    check_block(inode, first.wrapping_add((n.max(1) - 1) as u32))?;
+    Ok(Some((first, n.max(1))))
 }
 
 /// 512-byte sectors per block.
