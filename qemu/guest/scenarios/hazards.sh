@@ -97,6 +97,10 @@ test_fsync_finds_page() {
 # them come from the bio set's two reserved elements; two writers fsync
 # large files at once.  A writer that allocated its next bio before
 # submitting the open one waits forever on a pool the other writer holds.
+# The files are laid out interleaved, 32 KiB of one then 32 KiB of the
+# other, so each fsync needs a new bio every 32 blocks whatever the
+# allocator's placement (a file written alone is now contiguous for 4 MiB,
+# and the bug would bite only when a bio fills up).
 test_no_wait_with_open_bio() {
 	fs=/sys/kernel/debug/failslab
 	[ -d $fs ] || { echo "no failslab"; exit 77; }
@@ -104,8 +108,12 @@ test_no_wait_with_open_bio() {
 	[ -n "$caches" ] || { echo "no bio slab caches in /sys/kernel/slab"; exit 77; }
 	fresh 1024
 	slow_writeback
-	rbfs-pattern write $M/a 4M --seed 51
-	rbfs-pattern write $M/b 4M --seed 52
+	off=0
+	while [ $off -lt 4194304 ]; do
+		rbfs-pattern write $M/a 32K --offset $off --seed 51
+		rbfs-pattern write $M/b 32K --offset $off --seed 52
+		off=$((off + 32768))
+	done
 	sync
 	for c in $caches; do echo 1 > "$c/failslab"; done
 	echo Y > $fs/cache-filter
