@@ -190,10 +190,11 @@ impl<U: Operations> Table<U> {
             let max = (size >> bits).max(1);
             if let Some((block, count)) = U::map_block(i, iblock, max)? {
                 let count = count.clamp(1, max);
-                // SAFETY: `bh` is valid; `map_bh` sets it mapped to `block`
-                // of the super block's device, one block long, and then it
-                // says how many blocks the mapping covers (at most what the
-                // caller asked for, which fits its `usize`).
+                // `map_bh` sets `bh` mapped to `block` of the super block's
+                // device, one block long; then `b_size` says how many blocks
+                // the mapping covers (at most what the caller asked for, so
+                // it fits the `usize`).
+                // SAFETY: `bh` and `inode` are valid (see above).
                 unsafe {
                     bindings::map_bh(bh, (*inode).i_sb, block);
                     (*bh).b_size = (count << bits) as usize;

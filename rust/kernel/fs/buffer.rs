@@ -185,21 +185,23 @@ impl Buffer {
     pub(crate) fn read(bdev: *mut bindings::block_device, block: u64, size: u32) -> Result<Self> {
         // As `__bread_gfp(.., 0)` does: `GFP_NOFS` (callers hold filesystem
         // locks), `__GFP_NOFAIL` (the allocator loops, not we), and no
-        // `__GFP_MOVABLE`: metadata buffers are held across sleeps.
+        // `__GFP_MOVABLE`: metadata buffers are held across sleeps.  With
+        // `__GFP_NOFAIL`, `bdev_getblk` never returns NULL; checked all the
+        // same.
         let gfp = bindings::GFP_NOFS | (1 << bindings::___GFP_NOFAIL_BIT);
-        // SAFETY: The callers pass the open device of a live super block.
-        // `bdev_getblk` returns a referenced buffer head (with
-        // `__GFP_NOFAIL`, never NULL; checked all the same).
+        // SAFETY: The callers pass the open device of a live super block;
+        // `bdev_getblk` returns a referenced buffer head or NULL.
         let bh = unsafe { bindings::bdev_getblk(bdev, block, size, gfp) };
         let bh = NonNull::new(bh).ok_or(ENOMEM)?;
         let buf = Buffer { bh };
         let p = bh.as_ptr();
-        // SAFETY: A referenced buffer.  `bh_uptodate_or_lock` returns
-        // non-zero if it is up to date, and otherwise locks it for us; we
-        // then clear the checked state and read it (`__bh_read` submits
-        // and waits, the completion unlocks, and it returns `-EIO` if the
-        // buffer is not up to date afterwards).  On that error `buf` drops
-        // our reference.
+        // `bh_uptodate_or_lock` returns non-zero if the buffer is up to date,
+        // and otherwise locks it for us; we then clear the checked state and
+        // read it (`__bh_read` submits and waits, the completion unlocks, and
+        // it returns `-EIO` if the buffer is not up to date afterwards).  On
+        // that error `buf` drops our reference.
+        // SAFETY: `p` is referenced by `buf` for the whole block, and the
+        // state bits and the read are done under the lock taken above.
         unsafe {
             if bindings::bh_uptodate_or_lock(p) == 0 {
                 bindings::bh_clear_state(p, State::Checked as u32);
@@ -219,11 +221,11 @@ impl Buffer {
         let bh = NonNull::new(bh).ok_or(ENOMEM)?;
         let buf = Buffer { bh };
         let p = bh.as_ptr();
-        // SAFETY: We hold a reference; under the buffer lock nobody else
-        // reads or writes the data (see the type's documentation), and the
-        // lock also waits for any write of the block's old contents that is
-        // still in flight.  `b_data` is `b_size` bytes of lowmem.  Zeroes
-        // have not been checked by anyone.
+        // Under the buffer lock nobody else reads or writes the data (see
+        // the type's documentation), and the lock also waits for any write
+        // of the block's old contents still in flight.  Zeroes have not been
+        // checked by anyone: the checked state goes.
+        // SAFETY: We hold a reference, and `b_data` is `b_size` bytes of lowmem.
         unsafe {
             bindings::lock_buffer(p);
             core::ptr::write_bytes((*p).b_data.cast::<u8>(), 0, (*p).b_size);
@@ -332,6 +334,20 @@ impl BufferData<'_> {
     /// the mark before the contents it describes.
     pub fn set_checked(&mut self) {
         self.buf.head().set(State::Checked)
+    }
+
+    /// Runs `verify` on the contents unless they passed it since they were
+    /// last read from the disk, and records it when they pass: a block is
+    /// checked once per read, however often it is used.
+    pub fn check_once<E>(
+        &mut self,
+        verify: impl FnOnce(&[u8]) -> core::result::Result<(), E>,
+    ) -> core::result::Result<(), E> {
+        if !self.checked() {
+            verify(self.data())?;
+            self.set_checked();
+        }
+        Ok(())
     }
 
     /// The block's contents, for changing; the buffer will be marked dirty.

@@ -115,14 +115,9 @@ fn read_bitmap(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, index: u32)
             buf
         }
     };
-    {
-        let mut data = buf.lock();
-        if !data.checked() {
-            let r = format::bitmap_verify(data.data(), index, total);
-            r.map_err(|e| corrupt(sb, format_args!("{} block {}", map.name(), index), e))?;
-            data.set_checked();
-        }
-    }
+    buf.lock()
+        .check_once(|d| format::bitmap_verify(d, index, total))
+        .map_err(|e| corrupt(sb, format_args!("{} block {}", map.name(), index), e))?;
     Ok(buf)
 }
 

@@ -118,14 +118,16 @@ fn indirect<'a>(
     data: &'a mut kernel::fs::buffer::BufferData<'_>,
 ) -> Result<IndirectBlock<'a>> {
     let sb = inode.super_block();
-    if data.checked() {
-        return IndirectBlock::parse_trusted(data.data(), &sb.data().sb).map_err(|_| EINVAL);
-    }
-    if let Err(e) = IndirectBlock::parse(data.data(), &sb.data().sb) {
-        return Err(corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e));
-    }
-    data.set_checked();
+    data.check_once(|d| IndirectBlock::parse(d, &sb.data().sb).map(|_| ()))
+        .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e))?;
     IndirectBlock::parse_trusted(data.data(), &sb.data().sb).map_err(|_| EINVAL)
+}
+
+/// The buffer of indirect block `block`, a pointer from `inode`'s map
+/// (checked to lie in the data region first).
+fn read_indirect(inode: &INode<Rbfs>, block: u32) -> Result<Buffer> {
+    check_block(inode, block)?;
+    inode.super_block().bread(u64::from(block))
 }
 
 /// Reads pointer `i` of indirect block `block`, whose buffer is `buf`.
@@ -136,9 +138,7 @@ fn get_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32) -> Result<u32>
 
 /// Reads pointer `i` of indirect block `block`.
 fn read_ptr(inode: &INode<Rbfs>, block: u32, i: u32) -> Result<u32> {
-    check_block(inode, block)?;
-    let buf = inode.super_block().bread(u64::from(block))?;
-    get_ptr(inode, &buf, block, i)
+    get_ptr(inode, &read_indirect(inode, block)?, block, i)
 }
 
 /// Maps file block `index` of `inode`; `None` for a hole.
@@ -159,7 +159,7 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
     };
     let st = inode.data().map.lock();
     if path.depth == 0 {
-        return run_in(inode, &st.ptrs[path.slot..N_DIRECT], max);
+        return run_in(inode, st.ptrs[path.slot..N_DIRECT].iter().copied(), max);
     }
     let mut ptr = st.ptrs[path.slot];
     for level in 0..path.depth - 1 {
@@ -173,39 +173,30 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
     }
     // The last level: the run is counted in the indirect block, under its
     // lock, without copying it.
-    check_block(inode, ptr)?;
-    let buf = sb.bread(u64::from(ptr))?;
+    let buf = read_indirect(inode, ptr)?;
     let mut data = buf.lock();
     let ind = indirect(inode, ptr, &mut data)?;
-    let i = path.idx[path.depth - 1] as usize;
-    let first = ind.get(i);
+    run_in(inode, (path.idx[path.depth - 1] as usize..ind.len()).map(|k| ind.get(k)), max)
+}
+
+/// The run at the start of `ptrs`, at most `max` (at least 1) long: `None`
+/// for a hole.  Both ends are checked (the data region is one range, so the
+/// blocks between are in it too).
+fn run_in(inode: &INode<Rbfs>, mut ptrs: impl Iterator<Item = u32>, max: u64) -> Result<Option<(u32, u64)>> {
+    let first = match ptrs.next() {
+        None | Some(0) => return Ok(None),
+        Some(b) => b,
+    };
     let mut n = 1u64;
-    while n < max && ind.get(i + n as usize) == first.wrapping_add(n as u32) && i + (n as usize) < ind.len() {
+    for p in ptrs {
+        if n >= max || p != first.wrapping_add(n as u32) {
+            break;
+        }
         n += 1;
     }
-    finish_run(inode, first, n)
-}
-
-/// The run at the start of `ptrs`, at most `max` long.
-fn run_in(inode: &INode<Rbfs>, ptrs: &[u32], max: u64) -> Result<Option<(u32, u64)>> {
-    let Some(&first) = ptrs.first() else { return Ok(None) };
-    let n = ptrs
-        .iter()
-        .zip(0u32..)
-        .take_while(|&(&p, k)| u64::from(k) < max && p == first.wrapping_add(k))
-        .count();
-    finish_run(inode, first, n as u64)
-}
-
-/// Checks both ends of a run (the data region is one range, so the blocks
-/// between are in it too); a run starting with 0 is a hole.
-fn finish_run(inode: &INode<Rbfs>, first: u32, n: u64) -> Result<Option<(u32, u64)>> {
-    if first == 0 {
-        return Ok(None);
-    }
     check_block(inode, first)?;
-    check_block(inode, first.wrapping_add((n.max(1) - 1) as u32))?;
-    Ok(Some((first, n.max(1))))
+    check_block(inode, first.wrapping_add((n - 1) as u32))?;
+    Ok(Some((first, n)))
 }
 
 /// 512-byte sectors per block.
@@ -223,10 +214,19 @@ fn take_block(inode: &INode<Rbfs>, st: &mut MapState, goal: u32) -> Result<u32> 
     Ok(b)
 }
 
+/// Where `inode`'s next data block goes: right after its last one (0: the
+/// file system's own goal).
+fn data_goal(st: &MapState) -> u32 {
+    if st.last != 0 {
+        st.last + 1
+    } else {
+        0
+    }
+}
+
 /// Allocates a data block for `inode` right after its last one.
 fn new_block(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
-    let goal = if st.last != 0 { st.last + 1 } else { 0 };
-    let b = take_block(inode, st, goal)?;
+    let b = take_block(inode, st, data_goal(st))?;
     st.last = b;
     Ok(b)
 }
@@ -245,20 +245,16 @@ const INDIRECT_RESERVE: u32 = 16;
 
 /// Allocates an indirect block for `inode`: all holes, checksummed.
 fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
-    let b = if st.meta_left > 0 {
-        let b = take_block(inode, st, st.meta_next)?;
-        st.meta_next = b.saturating_add(1);
-        st.meta_left -= 1;
-        b
-    } else {
-        let goal = if st.last != 0 { st.last + 1 } else { 0 };
-        let b = take_block(inode, st, goal)?;
-        st.meta_next = b.saturating_add(1);
+    let fresh = st.meta_left == 0;
+    let b = take_block(inode, st, if fresh { data_goal(st) } else { st.meta_next })?;
+    st.meta_next = b.saturating_add(1);
+    if fresh {
         st.meta_left = INDIRECT_RESERVE - 1;
         // The data goes on after the blocks set aside.
         st.last = b.saturating_add(INDIRECT_RESERVE - 1);
-        b
-    };
+    } else {
+        st.meta_left -= 1;
+    }
     let buf = inode.super_block().zeroed_block(u64::from(b))?;
     let mut data = buf.lock();
     format::indirect_init(data.data_mut()).map_err(|_| EINVAL)?;
@@ -299,10 +295,9 @@ pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> 
     for level in 0..path.depth {
         let i = path.idx[level];
         let last = level + 1 == path.depth;
-        check_block(inode, ptr)?;
         // One lookup of the indirect block serves both reading the pointer
         // and, after the allocation, setting it.
-        let buf = inode.super_block().bread(u64::from(ptr))?;
+        let buf = read_indirect(inode, ptr)?;
         let child = get_ptr(inode, &buf, ptr, i)?;
         if child != 0 {
             if last {
@@ -362,9 +357,7 @@ impl Run {
 
 /// Reads the pointers of indirect block `block` (checked).
 fn read_ptrs(inode: &INode<Rbfs>, block: u32) -> Result<KVec<u32>> {
-    check_block(inode, block)?;
-    let sb = inode.super_block();
-    let buf = sb.bread(u64::from(block))?;
+    let buf = read_indirect(inode, block)?;
     let mut data = buf.lock();
     let ind = indirect(inode, block, &mut data)?;
     // GFP_KERNEL under the map mutex is safe: reclaim never takes a map

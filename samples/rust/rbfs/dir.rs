@@ -45,12 +45,8 @@ fn dir_block<'a>(
     index: u64,
     data: &'a mut kernel::fs::buffer::BufferData<'_>,
 ) -> Result<DirBlock<'a>> {
-    if !data.checked() {
-        if let Err(e) = DirBlock::parse(data.data(), index == 0) {
-            return Err(corrupt(dir.super_block(), format_args!("directory {} block {}", dir.ino(), index), e));
-        }
-        data.set_checked();
-    }
+    data.check_once(|d| DirBlock::parse(d, index == 0).map(|_| ()))
+        .map_err(|e| corrupt(dir.super_block(), format_args!("directory {} block {}", dir.ino(), index), e))?;
     DirBlock::parse_trusted(data.data(), index == 0).map_err(|_| EINVAL)
 }
 
