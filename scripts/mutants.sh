@@ -11,13 +11,14 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$RBFS_ROOT"
 
-mutants="touch_after_submit submit_before_mark early_sync_completion clear_tag_early wait_with_open_bio"
+mutants="touch_after_submit submit_before_mark early_sync_completion clear_tag_early wait_with_open_bio publish_early"
 declare -A target=(
 	[touch_after_submit]=same_page_twice
 	[submit_before_mark]=mark_before_submit
 	[early_sync_completion]=sync_completion
 	[clear_tag_early]=fsync_finds_page
 	[wait_with_open_bio]=no_wait_with_open_bio
+	[publish_early]=ordered_pointers
 )
 
 scripts/kernel.sh debug || exit 1
@@ -46,7 +47,7 @@ result_of() {
 how() {
 	local run=out/runs/$1
 	local why
-	why=$(grep -E 'NOT DURABLE|not on the disk|FAIL:|still blocked' "$run/guest.log" | head -n1 | sed 's/^# *//')
+	why=$(grep -E 'NOT DURABLE|NOT ORDERED|not on the disk|FAIL:|still blocked' "$run/guest.log" | head -n1 | sed 's/^# *//')
 	[ -n "$why" ] || why=$(grep -oE 'kernel BUG at [^ ]*|BUG: KASAN: [a-z-]*|WARNING: [^ ]* [^ ]*|INFO: task [^ ]* blocked' "$run/console.log" | head -n1)
 	[ -n "$why" ] || why=$(grep -E '^not ok' "$run/verdict.txt" | head -n1)
 	echo "${why:-?}" | cut -c1-110

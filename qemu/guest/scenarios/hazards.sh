@@ -8,7 +8,7 @@
 # block of what it just wrote lives (FIBMAP) and reads it with O_DIRECT from
 # /dev/vda right after fsync/fdatasync/O_DSYNC returned.
 # shellcheck shell=sh
-TESTS="load checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio unload"
+TESTS="load checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio ordered_pointers unload"
 M=/mnt
 
 test_load() {
@@ -142,6 +142,26 @@ test_no_wait_with_open_bio() {
 	wait $wb
 	rbfs-pattern verify $M/a 4M --seed 53
 	rbfs-pattern verify $M/b 4M --seed 54
+	finish
+}
+
+# Ordered data: no block pointer reaches the disk before the data of its
+# block.  rbfs-ordered grows a file while a buddy thread keeps fsyncing a
+# file in the same inode-table block and the device itself (which writes
+# every dirty metadata block: the file's indirect blocks), and reads the
+# file's map on the disk all the while, checking every block it points at.
+# First with background writeback held off (the data stays in the page
+# cache: a pointer published at allocation is on the disk long before its
+# data), then with it at its shortest intervals against the throttled disk
+# (commits from writeback, data lagging).  1 KiB blocks: direct, single
+# and double indirect pointers.
+test_ordered_pointers() {
+	fresh 1024
+	slow_writeback
+	rbfs-ordered $M/o "$TEST_DISK" --size 2M --piece 16K --pause-us 2000 --linger-ms 2000 --seed 21
+	fast_writeback
+	rbfs-ordered $M/p "$TEST_DISK" --size 2M --piece 16K --pause-us 2000 --seed 22
+	slow_writeback
 	finish
 }
 

@@ -67,6 +67,103 @@ pub trait Operations {
     fn writepage(_inode: &INode<Self::FileSystem>, _folio: Locked<'_>, _wbc: &mut WritebackControl) -> Result {
         Err(EINVAL)
     }
+
+    /// The metadata half of `fsync` (and of O_SYNC/O_DSYNC writes): called
+    /// once the data of the range has been written and waited for, without
+    /// `i_rwsem` held, before the device's cache is flushed.  Makes durable
+    /// what reaching that data needs (block pointers, size; with `datasync`
+    /// false, the rest of the inode too).  The default is
+    /// `generic_file_fsync`'s: the buffers associated with the inode, then
+    /// the inode if it is dirty.
+    fn sync_metadata(inode: &INode<Self::FileSystem>, datasync: bool) -> Result {
+        generic_sync_metadata(inode, datasync)
+    }
+}
+
+/// `generic_file_fsync`'s metadata step: writes and waits for the buffers
+/// associated with `inode` (`mark_buffer_dirty_inode`), then, if the inode
+/// is dirty (for `datasync`, dirty in a way that matters to the data),
+/// writes it through `write_inode` and waits.
+pub fn generic_sync_metadata<T: FileSystem>(inode: &INode<T>, datasync: bool) -> Result {
+    sync_buffers(inode)?;
+    let raw = inode.as_raw();
+    // SAFETY: A valid inode; reading `i_state` without `i_lock` is what
+    // `__generic_file_fsync` does (a stale value only costs a write).
+    let state = u64::from(unsafe { (*raw).i_state });
+    if state & u64::from(bindings::I_DIRTY_ALL) == 0 || (datasync && state & u64::from(bindings::I_DIRTY_DATASYNC) == 0) {
+        return Ok(());
+    }
+    // SAFETY: A valid inode of a mounted filesystem; the caller holds no
+    // lock that `write_inode` takes.
+    crate::error::to_result(unsafe { bindings::sync_inode_metadata(raw, 1) })
+}
+
+/// Writes and waits for the buffers associated with `inode`'s mapping
+/// (`sync_mapping_buffers`): the metadata blocks marked with
+/// [`super::buffer::BufferData::mark_dirty_for`].
+pub fn sync_buffers<T: FileSystem>(inode: &INode<T>) -> Result {
+    // SAFETY: A valid inode; its mapping lives as long as it does.
+    crate::error::to_result(unsafe { bindings::sync_mapping_buffers((*inode.as_raw()).i_mapping) })
+}
+
+/// Runs `f` with every writer of `inode`'s page cache shut out: `i_rwsem`
+/// (`write(2)` and everything that goes through `write_begin`) and the
+/// invalidate lock (page faults, `page_mkwrite`), both taken for writing,
+/// in that order (truncation's).  Every block allocation for the page
+/// cache happens under one of the two, and the folio it was made for is
+/// dirty before that lock is released; so whatever `f` sees allocated has
+/// its folio dirty already (or written).
+///
+/// With `wait` false the locks are only tried, and `None` returned if
+/// either is busy: for writeback, which must never wait for a writer (a
+/// writer holding `i_rwsem` may itself be waiting for writeback in
+/// `balance_dirty_pages`).  With `wait` true the caller must hold neither
+/// lock.
+pub fn exclude_writers<T: FileSystem, R>(inode: &INode<T>, wait: bool, f: impl FnOnce() -> R) -> Option<R> {
+    let raw = inode.as_raw();
+    // SAFETY: A valid inode and its mapping; `inode_lock` is `down_write`
+    // of `i_rwsem`, `filemap_invalidate_lock` that of `invalidate_lock`.
+    // Each lock taken here is released below, after `f`, in reverse order.
+    unsafe {
+        let rw = &raw mut (*raw).i_rwsem;
+        let inv = &raw mut (*(*raw).i_mapping).invalidate_lock;
+        if wait {
+            bindings::down_write(rw);
+            bindings::down_write(inv);
+        } else {
+            if bindings::down_write_trylock(rw) == 0 {
+                return None;
+            }
+            if bindings::down_write_trylock(inv) == 0 {
+                bindings::up_write(rw);
+                return None;
+            }
+        }
+        let r = f();
+        bindings::up_write(inv);
+        bindings::up_write(rw);
+        Some(r)
+    }
+}
+
+/// Writes the dirty folios of `inode` between bytes `start` and `end`
+/// (inclusive) and waits until every folio there is off writeback.  The
+/// result is that of starting the writes; how the writes ended reaches
+/// `fsync` through the mapping's error sequence, as always, and is not
+/// consumed here.
+pub fn write_and_wait<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> Result {
+    let (start, end) = (start.min(i64::MAX as u64) as i64, end.min(i64::MAX as u64) as i64);
+    // SAFETY: A valid inode and its mapping.  `filemap_fdatawrite_range`
+    // runs the filesystem's `writepages` with `WB_SYNC_ALL`; the caller
+    // holds no folio lock and no open bio.
+    unsafe {
+        let mapping = (*inode.as_raw()).i_mapping;
+        crate::error::to_result(bindings::filemap_fdatawrite_range(mapping, start, end))?;
+        // Only the wait matters here: the "keep errors" variant leaves
+        // `AS_EIO` for the callers that report it.
+        let _ = bindings::filemap_fdatawait_range_keep_errors(mapping, start, end);
+    }
+    Ok(())
 }
 
 /// An `address_space_operations` table.
@@ -165,6 +262,40 @@ impl<U: Operations> Table<U> {
             (*vma).vm_ops = &Self::VM_OPS;
         }
         0
+    }
+
+    /// `file_operations.fsync` of `U`'s regular files: the data of the
+    /// range, then [`Operations::sync_metadata`], then errors of writeback
+    /// that ended meanwhile, then the device's cache
+    /// (`generic_file_fsync` with the filesystem's metadata step, which
+    /// runs without `i_rwsem`).
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS (`vfs_fsync_range`) with an open file of `U`'s
+    /// filesystem.
+    pub(crate) unsafe extern "C" fn fsync(
+        file: *mut bindings::file,
+        start: bindings::loff_t,
+        end: bindings::loff_t,
+        datasync: core::ffi::c_int,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Per the safety requirements: the open file pins its
+            // inode, whose mapping is `f_mapping`.
+            unsafe {
+                crate::error::to_result(bindings::file_write_and_wait_range(file, start, end))?;
+                let inode = (*(*file).f_mapping).host;
+                let i = INode::<U::FileSystem>::from_raw(inode);
+                let r = U::sync_metadata(i, datasync != 0);
+                // Always advance the file's error cursor, as
+                // `__generic_file_fsync` does; report the first error.
+                let e = crate::error::to_result(bindings::file_check_and_advance_wb_err(file));
+                r.and(e)?;
+                crate::error::to_result(bindings::blkdev_issue_flush((*(*inode).i_sb).s_bdev))?;
+            }
+            Ok(0)
+        })
     }
 
     /// The `get_block_t` callback of the buffer-head and mpage helpers.

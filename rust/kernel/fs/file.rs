@@ -102,7 +102,9 @@ impl<T: FileSystem> Ops<T> {
 
     /// Regular files read and written through the page cache with the
     /// generic helpers (shared writable `mmap` included; `fsync` writes and
-    /// waits for the data, then the inode, then flushes the device cache).
+    /// waits for the data, then runs `U`'s metadata step
+    /// ([`super::address_space::Operations::sync_metadata`]), then flushes
+    /// the device cache).
     ///
     /// Shared writable mappings allocate the blocks of a page when it is
     /// first written (`page_mkwrite`), through `U`'s block mapper.
@@ -110,7 +112,7 @@ impl<T: FileSystem> Ops<T> {
         let mut ops = Self::read_only_regular().0;
         ops.write_iter = Some(bindings::generic_file_write_iter);
         ops.mmap = Some(super::address_space::Table::<U>::mmap);
-        ops.fsync = Some(bindings::generic_file_fsync);
+        ops.fsync = Some(super::address_space::Table::<U>::fsync);
         ops.splice_write = Some(bindings::iter_file_splice_write);
         Self(ops, PhantomData)
     }

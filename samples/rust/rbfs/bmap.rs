@@ -11,6 +11,18 @@
 //! every pointer) once after it is read from the disk, and the buffer
 //! remembers that (`Checked`); a change updates the checksum for the
 //! changed pointer alone.
+//!
+//! Ordered data.  A data block allocated for a regular file (or a long
+//! symlink) does not go into the map at once: it waits in the inode's
+//! pending runs until its data is on the disk, and only then is its
+//! pointer written into the inode or its indirect block (`commit`).  So
+//! no pointer, in whatever metadata block reaches the disk first, ever
+//! points at a block whose old contents are still there: after a crash a
+//! block not yet published reads as a hole, never as stale data.  Lookups
+//! see the pending runs first.  A new indirect block is written to the
+//! disk (all holes) before it is linked in, for the same reason.
+//! Directories keep their blocks in the buffer cache and are mapped at
+//! once, as before.
 
 use crate::alloc;
 use crate::format::{self, IndirectBlock, N_DIRECT, N_LEVELS};
@@ -21,6 +33,7 @@ use kernel::fs::buffer::Buffer;
 use kernel::fs::folio::Locked;
 use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::fs::{address_space, inode, inode::INode, SECTOR_SIZE};
+use kernel::alloc::KVec;
 use kernel::prelude::*;
 
 /// Page-cache operations of regular files and long symlinks.
@@ -100,6 +113,224 @@ impl address_space::Operations for Mapper {
     fn writepage(inode: &INode<Rbfs>, folio: Locked<'_>, wbc: &mut WritebackControl) -> Result {
         write::writepage(inode, folio, wbc)
     }
+
+    /// `fsync`'s metadata step: publish the blocks whose data is now on the
+    /// disk, write the indirect blocks that changed, then the inode if the
+    /// disk's copy is not what the sync needs.
+    fn sync_metadata(inode: &INode<Rbfs>, datasync: bool) -> Result {
+        commit(inode, true)?;
+        address_space::sync_buffers(inode)?;
+        crate::inode::sync_if_changed(inode, datasync)
+    }
+}
+
+/// A run of data blocks allocated for a file whose pointers are not
+/// published yet: file blocks `index..index + len` at device blocks
+/// `block..block + len`, allocated in commit epoch `epoch`.
+#[derive(Clone, Copy)]
+pub(crate) struct Pending {
+    index: u64,
+    block: u32,
+    len: u32,
+    epoch: u64,
+}
+
+/// Where file block `index` is among the pending runs: `Ok` with the run
+/// that holds it, or `Err` with where a run starting there would go.
+fn pending_find(st: &MapState, index: u64) -> core::result::Result<usize, usize> {
+    st.pending.binary_search_by(|r| {
+        if r.index + u64::from(r.len) <= index {
+            core::cmp::Ordering::Less
+        } else if r.index > index {
+            core::cmp::Ordering::Greater
+        } else {
+            core::cmp::Ordering::Equal
+        }
+    })
+}
+
+/// The pending block for file block `index` and how many of the next
+/// blocks, at most `max`, follow it in its run.
+fn pending_at(st: &MapState, index: u64, max: u64) -> Option<(u32, u64)> {
+    let r = st.pending[pending_find(st, index).ok()?];
+    let off = index - r.index;
+    Some((r.block.wrapping_add(off as u32), (u64::from(r.len) - off).min(max).max(1)))
+}
+
+/// Records data block `block` as pending for file block `index` (which is
+/// neither mapped nor pending): it extends the run before it if both
+/// follow on, else starts a run.
+fn add_pending(st: &mut MapState, index: u64, block: u32) -> Result {
+    let pos = match pending_find(st, index) {
+        Ok(_) => return Err(EINVAL),
+        Err(p) => p,
+    };
+    let epoch = st.epoch;
+    if pos > 0 {
+        let prev = &mut st.pending[pos - 1];
+        if prev.len > 0
+            && prev.len < u32::MAX
+            && prev.epoch == epoch
+            && prev.index + u64::from(prev.len) == index
+            && prev.block.wrapping_add(prev.len) == block
+        {
+            prev.len += 1;
+            st.pending_blocks += 1;
+            return Ok(());
+        }
+    }
+    st.pending.push(Pending { index, block, len: 1, epoch }, GFP_KERNEL)?;
+    st.pending[pos..].rotate_right(1);
+    st.pending_blocks += 1;
+    Ok(())
+}
+
+/// Drops the removed runs (length 0) from the list, if memory allows
+/// (they are harmless meanwhile: searches pass over them).
+fn compact_pending(st: &mut MapState) {
+    let live = st.pending.iter().filter(|r| r.len > 0).count();
+    if live == st.pending.len() {
+        return;
+    }
+    if live == 0 {
+        st.pending = KVec::new();
+        return;
+    }
+    let Ok(mut v) = KVec::with_capacity(live, GFP_KERNEL) else { return };
+    for r in st.pending.iter().filter(|r| r.len > 0) {
+        // Within the capacity just reserved: cannot fail.
+        if v.push(*r, GFP_KERNEL).is_err() {
+            return;
+        }
+    }
+    st.pending = v;
+}
+
+/// Whether any pending block lies in file blocks `from..to`.
+fn pending_within(pending: &[Pending], from: u64, to: u64) -> bool {
+    pending.iter().any(|r| r.len > 0 && r.index < to && r.index + u64::from(r.len) > from)
+}
+
+/// Commits `inode`'s pending blocks: those allocated before now have their
+/// data written and waited for, then their pointers go into the map (the
+/// inode's direct pointers, or their indirect blocks, which are dirtied
+/// and associated with the inode for `fsync`).  Returns whether anything
+/// was published.
+///
+/// "Before now" is made exact by shutting the writers out for a moment
+/// (`address_space::exclude_writers`): every block counted then has its
+/// folio dirty already, so the write below covers it.  With `wait` false
+/// (writeback) that is only tried, and `EAGAIN` returned if a writer holds
+/// the file; the caller keeps the inode dirty and comes back.
+pub(crate) fn commit(inode: &INode<Rbfs>, wait: bool) -> Result<bool> {
+    if crate::inode::is_dir(inode) || inode.data().map.lock().pending_blocks == 0 {
+        return Ok(false);
+    }
+    let snap = address_space::exclude_writers(inode, wait, || {
+        let mut st = inode.data().map.lock();
+        let mut live = st.pending.iter().filter(|r| r.len > 0);
+        let first = live.next()?;
+        let start = first.index;
+        let end = live.fold(first.index + u64::from(first.len), |e, r| e.max(r.index + u64::from(r.len)));
+        let epoch = st.epoch;
+        st.epoch += 1;
+        Some((epoch, start, end))
+    });
+    let (epoch, start, end) = match snap {
+        None => return Err(EAGAIN),
+        Some(None) => return Ok(false),
+        Some(Some(s)) => s,
+    };
+    let log = inode.super_block().data().block_log();
+    address_space::write_and_wait(inode, start << log, (end << log) - 1)?;
+    let mut st = inode.data().map.lock();
+    publish(inode, &mut st, epoch)
+}
+
+/// Publishes every pending run, whatever its epoch, without writing any
+/// data: for an inode whose page cache is known to be on the disk.
+pub(crate) fn publish_all(inode: &INode<Rbfs>) -> Result<bool> {
+    let mut st = inode.data().map.lock();
+    publish(inode, &mut st, u64::MAX)
+}
+
+/// Puts the pointers of the pending runs of epochs up to `epoch` into the
+/// map.  A run that fails part-way keeps its unpublished rest pending.
+fn publish(inode: &INode<Rbfs>, st: &mut MapState, epoch: u64) -> Result<bool> {
+    let mut any = false;
+    let mut result = Ok(());
+    for k in 0..st.pending.len() {
+        let r = st.pending[k];
+        if r.len == 0 || r.epoch > epoch {
+            continue;
+        }
+        let (done, res) = set_run(inode, st, r.index, r.block, r.len);
+        let p = &mut st.pending[k];
+        p.index += u64::from(done);
+        p.block = p.block.wrapping_add(done);
+        p.len -= done;
+        st.pending_blocks -= u64::from(done);
+        any |= done > 0;
+        if let Err(e) = res {
+            result = Err(e);
+            break;
+        }
+    }
+    compact_pending(st);
+    if any {
+        inode.mark_dirty();
+    }
+    result.map(|()| any)
+}
+
+/// Writes the pointers of file blocks `index..index + len` (device blocks
+/// from `block` on) into the map, one indirect block at a time.  Returns
+/// how many were written, and the error that stopped it, if any.
+fn set_run(inode: &INode<Rbfs>, st: &mut MapState, index: u64, block: u32, len: u32) -> (u32, Result) {
+    let log = inode.super_block().data().block_log();
+    let mut done = 0u32;
+    while done < len {
+        let idx = index + u64::from(done);
+        let b = block.wrapping_add(done);
+        let Some(path) = format::block_path(log, idx) else { return (done, Err(EFBIG)) };
+        if path.depth == 0 {
+            st.ptrs[path.slot] = b;
+            done += 1;
+            continue;
+        }
+        let r = (|| -> Result<u32> {
+            // The indirect blocks on the path were allocated with the data
+            // block, and truncation keeps those with pending blocks below.
+            let mut ptr = st.ptrs[path.slot];
+            for level in 0..path.depth - 1 {
+                if ptr == 0 {
+                    break;
+                }
+                ptr = read_ptr(inode, ptr, path.idx[level])?;
+            }
+            if ptr == 0 {
+                pr_err!("{}: inode {}: no indirect block for pending block {}\n", inode.super_block().device_name(), inode.ino(), idx);
+                return Err(EIO);
+            }
+            let first = path.idx[path.depth - 1] as usize;
+            let buf = read_indirect(inode, ptr)?;
+            let mut data = buf.lock();
+            let room = indirect(inode, ptr, &mut data)?.len() - first;
+            let n = (len - done).min(room as u32);
+            let d = data.data_mut();
+            for k in 0..n {
+                format::indirect_set(d, first + k as usize, b.wrapping_add(k)).map_err(|_| EINVAL)?;
+            }
+            format::indirect_seal(d).map_err(|_| EINVAL)?;
+            data.mark_dirty_for(inode);
+            Ok(n)
+        })();
+        match r {
+            Ok(n) => done += n,
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
 }
 
 fn check_block(inode: &INode<Rbfs>, block: u32) -> Result {
@@ -158,6 +389,11 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
         return Ok(None);
     };
     let st = inode.data().map.lock();
+    if let Some((b, n)) = pending_at(&st, index, max) {
+        check_block(inode, b)?;
+        check_block(inode, b.wrapping_add((n - 1) as u32))?;
+        return Ok(Some((b, n)));
+    }
     if path.depth == 0 {
         return run_in(inode, st.ptrs[path.slot..N_DIRECT].iter().copied(), max);
     }
@@ -255,12 +491,33 @@ fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
     } else {
         st.meta_left -= 1;
     }
-    let buf = inode.super_block().zeroed_block(u64::from(b))?;
-    let mut data = buf.lock();
-    format::indirect_init(data.data_mut()).map_err(|_| EINVAL)?;
-    data.set_checked();
-    data.mark_dirty_for(inode);
+    let r = (|| {
+        let buf = inode.super_block().zeroed_block(u64::from(b))?;
+        {
+            let mut data = buf.lock();
+            format::indirect_init(data.data_mut()).map_err(|_| EINVAL)?;
+            data.set_checked();
+            data.mark_dirty_for(inode);
+        }
+        // On the disk before anything points at it: a pointer to it that
+        // reached the disk first would make its old contents, perhaps an
+        // old indirect block, part of the file after a crash.
+        buf.sync()
+    })();
+    if let Err(e) = r {
+        give_back(inode, st, b);
+        return Err(e);
+    }
     Ok(b)
+}
+
+/// Frees block `b`, just taken by `take_block` and not linked anywhere.
+fn give_back(inode: &INode<Rbfs>, st: &mut MapState, b: u32) {
+    inode.super_block().forget_block(u64::from(b));
+    if alloc::free_blocks(inode.super_block(), b, 1).is_ok() {
+        st.blocks = st.blocks.saturating_sub(sectors_per_block(inode));
+        inode.set_blocks(st.blocks);
+    }
 }
 
 /// Sets pointer `i` of indirect block `block`, whose buffer is `buf`, to
@@ -277,20 +534,43 @@ fn set_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) ->
 
 /// Maps file block `index` of `inode` for a write, allocating it (and the
 /// indirect blocks on its path) if it is a hole.  Returns the block and
-/// whether it is new.
+/// whether it is new.  A new data block of a regular file is pending until
+/// its data is on the disk (`commit`); a directory's goes into the map.
 pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> {
     let path = format::block_path(inode.super_block().data().block_log(), index).ok_or(EFBIG)?;
+    // The `publish_early` mutant maps new blocks at once, as ext2 does.
+    let ordered = !crate::inode::is_dir(inode) && !cfg!(rbfs_mutant_publish_early);
     let mut st = inode.data().map.lock();
+    if let Some((b, _)) = pending_at(&st, index, 1) {
+        check_block(inode, b)?;
+        return Ok((b, false));
+    }
+    // A new data block: pending, or straight into the map at `set`.
+    let new_data = |st: &mut MapState, set: &mut dyn FnMut(&mut MapState, u32) -> Result| -> Result<(u32, bool)> {
+        let b = new_block(inode, st)?;
+        let r = if ordered { add_pending(st, index, b) } else { set(st, b) };
+        if let Err(e) = r {
+            give_back(inode, st, b);
+            return Err(e);
+        }
+        Ok((b, true))
+    };
+    if path.depth == 0 {
+        let ptr = st.ptrs[path.slot];
+        if ptr != 0 {
+            check_block(inode, ptr)?;
+            return Ok((ptr, false));
+        }
+        let slot = path.slot;
+        return new_data(&mut st, &mut |st, b| {
+            st.ptrs[slot] = b;
+            Ok(())
+        });
+    }
     let mut ptr = st.ptrs[path.slot];
     if ptr == 0 {
-        ptr = if path.depth == 0 { new_block(inode, &mut st)? } else { new_indirect(inode, &mut st)? };
+        ptr = new_indirect(inode, &mut st)?;
         st.ptrs[path.slot] = ptr;
-        if path.depth == 0 {
-            return Ok((ptr, true));
-        }
-    } else if path.depth == 0 {
-        check_block(inode, ptr)?;
-        return Ok((ptr, false));
     }
     for level in 0..path.depth {
         let i = path.idx[level];
@@ -309,11 +589,12 @@ pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> 
         }
         // Allocate with no buffer lock held (a reference is no lock); the
         // map mutex keeps the tree as it is meanwhile.
-        let new = if last { new_block(inode, &mut st)? } else { new_indirect(inode, &mut st)? };
-        set_ptr(inode, &buf, ptr, i, new)?;
         if last {
-            return Ok((new, true));
+            let parent = ptr;
+            return new_data(&mut st, &mut |_, b| set_ptr(inode, &buf, parent, i, b));
         }
+        let new = new_indirect(inode, &mut st)?;
+        set_ptr(inode, &buf, ptr, i, new)?;
         ptr = new;
     }
     // A path of depth >= 1 returns from the loop.
@@ -371,11 +652,21 @@ fn read_ptrs(inode: &INode<Rbfs>, block: u32) -> Result<KVec<u32>> {
     Ok(v)
 }
 
-/// Frees, in the tree of `depth` levels rooted at indirect block `block`,
-/// every file block from relative index `start` on, and the indirect
-/// blocks that become empty.  Returns whether `block` itself is now empty
-/// (the caller frees it and clears its pointer).
-fn free_tree(inode: &INode<Rbfs>, block: u32, depth: usize, start: u64, run: &mut Run) -> Result<bool> {
+/// Frees, in the tree of `depth` levels rooted at indirect block `block`
+/// (which maps file blocks from `abs` on), every file block from relative
+/// index `start` on, and the indirect blocks that become empty.  Returns
+/// whether `block` itself is now empty (the caller frees it and clears its
+/// pointer).  An indirect block on the path of a `pending` block is not
+/// empty: the block's pointer goes into it when it is published.
+fn free_tree(
+    inode: &INode<Rbfs>,
+    block: u32,
+    depth: usize,
+    abs: u64,
+    start: u64,
+    pending: &[Pending],
+    run: &mut Run,
+) -> Result<bool> {
     let log = inode.super_block().data().block_log();
     let mut ptrs = read_ptrs(inode, block)?;
     let child_span = format::blocks_at_depth(log, depth - 1);
@@ -390,7 +681,7 @@ fn free_tree(inode: &INode<Rbfs>, block: u32, depth: usize, start: u64, run: &mu
             true
         } else {
             let sub = if i == first { start - first as u64 * child_span } else { 0 };
-            free_tree(inode, child, depth - 1, sub, run)?
+            free_tree(inode, child, depth - 1, abs + i as u64 * child_span, sub, pending, run)?
         };
         if clear {
             if depth == 1 {
@@ -402,7 +693,8 @@ fn free_tree(inode: &INode<Rbfs>, block: u32, depth: usize, start: u64, run: &mu
         }
     }
     let sb = inode.super_block();
-    if ptrs.iter().all(|&p| p == 0) {
+    let span = format::blocks_at_depth(log, depth);
+    if ptrs.iter().all(|&p| p == 0) && !pending_within(pending, abs, abs.saturating_add(span)) {
         sb.forget_block(u64::from(block));
         return Ok(true);
     }
@@ -428,28 +720,45 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
     let mut st = inode.data().map.lock();
     let mut run = Run { start: 0, len: 0, freed: 0, forget: crate::inode::is_dir(inode) };
     let mut result = (|| {
+        // Pending blocks from `keep` on go first, so that the tree below
+        // sees only the ones that stay.
+        let MapState { ptrs, pending, pending_blocks, .. } = &mut *st;
+        for r in pending.iter_mut().filter(|r| r.len > 0 && r.index + u64::from(r.len) > keep) {
+            let from = keep.saturating_sub(r.index) as u32;
+            for k in from..r.len {
+                let b = r.block.wrapping_add(k);
+                check_block(inode, b)?;
+                run.add(inode, b)?;
+                *pending_blocks -= 1;
+            }
+            r.len = from;
+        }
         for i in (keep.min(N_DIRECT as u64) as usize)..N_DIRECT {
-            let b = st.ptrs[i];
+            let b = ptrs[i];
             if b != 0 {
                 check_block(inode, b)?;
                 run.add(inode, b)?;
-                st.ptrs[i] = 0;
+                ptrs[i] = 0;
             }
         }
         let mut base = N_DIRECT as u64;
         for depth in 1..=N_LEVELS {
             let span = format::blocks_at_depth(log, depth);
             let slot = N_DIRECT + depth - 1;
-            let root = st.ptrs[slot];
-            if root != 0 && keep < base + span && free_tree(inode, root, depth, keep.saturating_sub(base), &mut run)? {
+            let root = ptrs[slot];
+            if root != 0
+                && keep < base + span
+                && free_tree(inode, root, depth, base, keep.saturating_sub(base), pending, &mut run)?
+            {
                 run.add(inode, root)?;
-                st.ptrs[slot] = 0;
+                ptrs[slot] = 0;
             }
             base = base.saturating_add(span);
         }
         Ok(())
     })();
     result = result.and(run.flush(inode));
+    compact_pending(&mut st);
     st.blocks = st.blocks.saturating_sub(run.freed * sectors_per_block(inode));
     if run.freed > 0 {
         st.last = 0;

@@ -13,6 +13,7 @@ use kernel::prelude::*;
 use kernel::new_mutex;
 use kernel::sync::Mutex;
 use kernel::types::ARef;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The block map of an inode, behind its map mutex.
 pub(crate) struct MapState {
@@ -27,6 +28,23 @@ pub(crate) struct MapState {
     pub(crate) meta_next: u32,
     /// How many of the set-aside blocks from `meta_next` on are left.
     pub(crate) meta_left: u32,
+    /// Data blocks allocated whose pointers are not in the on-disk map
+    /// yet, because their data may not be on the disk yet (see
+    /// `bmap::commit`): runs sorted by file block, never overlapping one
+    /// another or the map's own pointers.  A run of length 0 is a removed
+    /// one, left until the next compaction.
+    pub(crate) pending: KVec<bmap::Pending>,
+    /// Blocks in `pending`.
+    pub(crate) pending_blocks: u64,
+    /// The current commit epoch: runs allocated in it carry it, a commit
+    /// publishes the runs of the epochs before the one it starts.
+    pub(crate) epoch: u64,
+    /// The inode as last written to the disk and waited for (what `fsync`
+    /// compares with, to know whether the inode must be written).
+    pub(crate) synced: Inode,
+    /// How many times the on-disk form was taken (`to_disk`): its number
+    /// orders the copies into the inode table.
+    pub(crate) disk_seq: u64,
 }
 
 /// What rbfs keeps with every in-memory inode.
@@ -41,14 +59,37 @@ pub(crate) struct InodeInfo {
     pub(crate) crtime: Timestamp,
     /// Generation number.
     pub(crate) generation: u32,
+    /// The `disk_seq` of the copy in the inode table's buffer: a copy taken
+    /// earlier than that one is not written over it.
+    copied: AtomicU64,
 }
 
-fn info(ptrs: [u32; N_MAP], blocks: u64, fmt: u16, crtime: Timestamp, generation: u32) -> impl PinInit<InodeInfo, Error> {
+fn info(
+    ptrs: [u32; N_MAP],
+    blocks: u64,
+    fmt: u16,
+    crtime: Timestamp,
+    generation: u32,
+    synced: Inode,
+) -> impl PinInit<InodeInfo, Error> {
+    let st = MapState {
+        ptrs,
+        blocks,
+        last: 0,
+        meta_next: 0,
+        meta_left: 0,
+        pending: KVec::new(),
+        pending_blocks: 0,
+        epoch: 0,
+        synced,
+        disk_seq: 0,
+    };
     try_pin_init!(InodeInfo {
-        map <- new_mutex!(MapState { ptrs, blocks, last: 0, meta_next: 0, meta_left: 0 }, "rbfs::inode::map"),
+        map <- new_mutex!(st, "rbfs::inode::map"),
         fmt,
         crtime,
         generation,
+        copied: AtomicU64::new(0),
     })
 }
 
@@ -134,7 +175,7 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
         ctime: (disk.ctime.sec, disk.ctime.nsec),
         link: &[],
     };
-    let data = info(disk.map, disk.blocks, disk.mode & format::S_IFMT, disk.crtime, disk.generation);
+    let data = info(disk.map, disk.blocks, disk.mode & format::S_IFMT, disk.crtime, disk.generation, disk);
     if fast {
         let inline = disk.inline_data();
         let len = (disk.size as usize).min(inline.len());
@@ -207,7 +248,8 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
     };
     let crtime = Timestamp { sec: now, nsec: 0 };
     let generation = ino.wrapping_mul(2_654_435_761) ^ now as u32;
-    let data = info(ptrs, 0, fmt, crtime, generation);
+    // Nothing of it is on the disk yet: `synced` is no inode at all.
+    let data = info(ptrs, 0, fmt, crtime, generation, Inode::default());
     let inode = match (fast, target) {
         (true, Some(t)) => new.init_created(how, params, data, Some(t.as_bytes())),
         _ => new.init_created(how, params, data, None),
@@ -238,14 +280,19 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
     Ok(inode)
 }
 
-/// The on-disk form of `inode`.
-fn to_disk(inode: &INode<Rbfs>) -> Inode {
+/// The on-disk form of `inode`: its map and block count as published,
+/// without the blocks still pending (`bmap::commit`); and its number in
+/// the order such forms were taken.
+fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
     let d = inode.data();
-    let st = d.map.lock();
+    let spb = (1u64 << inode.super_block().data().block_log()) / kernel::fs::SECTOR_SIZE;
+    let mut st = d.map.lock();
+    st.disk_seq += 1;
+    let seq = st.disk_seq;
     let ts = |(sec, nsec): (i64, u32)| Timestamp { sec, nsec };
     let is_dev = matches!(d.fmt, format::S_IFCHR | format::S_IFBLK);
     let rdev = inode.rdev();
-    Inode {
+    let disk = Inode {
         mode: inode.mode(),
         uid: inode.uid(),
         gid: inode.gid(),
@@ -257,19 +304,32 @@ fn to_disk(inode: &INode<Rbfs>) -> Inode {
         crtime: d.crtime,
         flags: 0,
         generation: d.generation,
-        blocks: st.blocks,
+        blocks: st.blocks.saturating_sub(st.pending_blocks * spb),
         rdev_major: if is_dev { rdev >> 20 } else { 0 },
         rdev_minor: if is_dev { rdev & 0xfffff } else { 0 },
         map: st.ptrs,
-    }
+    };
+    (disk, seq)
 }
 
 /// Writes `inode` into its slot of the inode table (in the buffer cache);
 /// with `sync`, writes the block to the disk and waits.
+///
+/// First the blocks allocated since the last commit are published if the
+/// writers can be shut out without waiting (`bmap::commit`); if not, the
+/// inode stays dirty and writeback comes back for them.  The slot gets the
+/// map as published, so the disk never sees a pointer before its data.
 pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let sb = inode.super_block();
     let ino = inode.ino() as u32;
-    let disk = to_disk(inode);
+    let mut result = Ok(());
+    if let Err(e) = bmap::commit(inode, false) {
+        inode.mark_dirty();
+        if e != EAGAIN {
+            result = Err(e);
+        }
+    }
+    let (disk, seq) = to_disk(inode);
     if disk.is_symlink() && disk.size == 0 {
         // A long symlink being created: its target is not written yet.
         // `create` writes the inode once it is.
@@ -285,19 +345,60 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let (buf, offset) = table_block(sb, ino)?;
     {
         let mut data = buf.lock();
-        let slot = data.data_mut().get_mut(offset..offset + format::INODE_SIZE).ok_or(EINVAL)?;
-        slot.copy_from_slice(&out);
+        // Concurrent writers of the inode (writeback, fsync) copy in the
+        // order they took its form: the block never goes back to an older
+        // state of the inode.  If a later form is there already, it stays.
+        if inode.data().copied.fetch_max(seq, Ordering::Relaxed) < seq {
+            let slot = data.data_mut().get_mut(offset..offset + format::INODE_SIZE).ok_or(EINVAL)?;
+            slot.copy_from_slice(&out);
+        }
     }
     if sync {
         buf.sync()?;
+        // The disk holds this form of the inode or a later one.
+        inode.data().map.lock().synced = disk;
     }
-    Ok(())
+    result
+}
+
+/// The inode part of `fsync`: writes the inode and waits if the disk's copy
+/// may differ from it in what the sync covers (for `datasync`: the size,
+/// the map and the block count; else everything).  The VFS's dirty bits
+/// cannot say that: background writeback clears them when it copies the
+/// inode into the inode table's buffer, long before that buffer is
+/// written.
+pub(crate) fn sync_if_changed(inode: &INode<Rbfs>, datasync: bool) -> Result {
+    let (now, _) = to_disk(inode);
+    let same = {
+        let st = inode.data().map.lock();
+        let old = &st.synced;
+        if datasync {
+            now.size == old.size && now.map == old.map && now.blocks == old.blocks
+        } else {
+            now == *old
+        }
+    };
+    if same {
+        return Ok(());
+    }
+    write_inode(inode, true)
 }
 
 /// `evict_inode`: an inode without links gives its blocks and its slot
 /// back.
 pub(crate) fn evict(inode: &INode<Rbfs>) {
-    if inode.nlink() != 0 || inode.is_bad() {
+    if inode.is_bad() {
+        return;
+    }
+    if inode.nlink() != 0 {
+        // Only a clean inode leaves the cache while it has links, and a
+        // clean inode has nothing pending (an inode with pending blocks is
+        // kept dirty).  Should one have, its data is on the disk by now
+        // (the page cache was written and waited for): publish it rather
+        // than lose it.
+        if inode.data().map.lock().pending_blocks != 0 && !inode.super_block().is_read_only() {
+            let _ = bmap::publish_all(inode).and_then(|_| write_inode(inode, false));
+        }
         return;
     }
     let sb = inode.super_block();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Mutants: the five writeback hazards, reintroduced one at a time, for
+//! Mutants: the five writeback hazards and the ordered-data rule,
+//! reintroduced one at a time, for
 //! `make mutants` only.  Never built otherwise: this file is compiled only
 //! with `--cfg rbfs_mutant` (set by `RBFS_MUTANT=<name>`, see
 //! samples/rust/Kbuild), and the normal module does not contain it.
@@ -25,12 +26,15 @@
 //!   starts, so an fsync in that window neither writes nor waits for it.
 //! - `wait_with_open_bio`: the next bio is allocated from the shared pool
 //!   before the open one is submitted (safe code: it is only an order).
+//! - `publish_early`: a new data block's pointer goes into the map as soon
+//!   as the block is allocated, as on ext2, instead of after its data is on
+//!   the disk (`bmap::map_alloc`; safe code, and no code here).
 
 #[allow(unused_imports)]
 use kernel::bindings;
 
 /// Sleeps for `ms` milliseconds: the stand-in for an unlucky preemption.
-#[cfg(not(any(rbfs_mutant_early_sync_completion, rbfs_mutant_wait_with_open_bio)))]
+#[cfg(not(any(rbfs_mutant_early_sync_completion, rbfs_mutant_wait_with_open_bio, rbfs_mutant_publish_early)))]
 fn sleep_ms(ms: u32) {
     // SAFETY: `msleep` may sleep; all callers run in process context
     // without spinlocks held.

@@ -33,6 +33,9 @@
 //! Exit status: 0 all rounds durable, 1 a block was not on the disk, 2
 //! usage or I/O error.  Needs root (FIBMAP, reading the device).
 
+mod direct;
+
+use direct::Aligned;
 use rbfs_guest_tools::{fill_pattern, parse_size};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -119,34 +122,6 @@ fn errno_msg(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
-/// A buffer aligned for O_DIRECT.
-struct Aligned {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Aligned {
-    fn new(len: usize) -> Result<Self, String> {
-        let mut p: *mut libc::c_void = std::ptr::null_mut();
-        // SAFETY: posix_memalign writes a pointer to `len` bytes aligned to
-        // 4096 into `p`, or fails.
-        if unsafe { libc::posix_memalign(&mut p, 4096, len) } != 0 {
-            return Err("posix_memalign failed".into());
-        }
-        Ok(Aligned { ptr: p.cast(), len })
-    }
-    fn slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` owns `len` bytes, uniquely borrowed here.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-impl Drop for Aligned {
-    fn drop(&mut self) {
-        // SAFETY: allocated by posix_memalign.
-        unsafe { libc::free(self.ptr.cast()) }
-    }
-}
 
 fn fibmap(f: &File, block: u64) -> Result<u64, String> {
     let mut b: libc::c_int = block as libc::c_int;
