@@ -146,6 +146,16 @@ pub fn exclude_writers<T: FileSystem, R>(inode: &INode<T>, wait: bool, f: impl F
     }
 }
 
+/// Whether any folio of `inode`'s page cache between bytes `start` and
+/// `end` (inclusive) is dirty, locked or under writeback
+/// (`filemap_range_has_writeback`): if not, whatever was written there
+/// through the page cache has reached the disk (or failed to).
+pub fn range_in_flight<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> bool {
+    let (start, end) = (start.min(i64::MAX as u64) as i64, end.min(i64::MAX as u64) as i64);
+    // SAFETY: A valid inode and its mapping; the walk is under RCU.
+    unsafe { bindings::filemap_range_has_writeback((*inode.as_raw()).i_mapping, start, end) }
+}
+
 /// Writes the dirty folios of `inode` between bytes `start` and `end`
 /// (inclusive) and waits until every folio there is off writeback.  The
 /// result is that of starting the writes; how the writes ended reaches

@@ -118,7 +118,7 @@ impl address_space::Operations for Mapper {
     /// disk, write the indirect blocks that changed, then the inode if the
     /// disk's copy is not what the sync needs.
     fn sync_metadata(inode: &INode<Rbfs>, datasync: bool) -> Result {
-        commit(inode, true)?;
+        commit(inode, Commit::Wait)?;
         address_space::sync_buffers(inode)?;
         crate::inode::sync_if_changed(inode, datasync)
     }
@@ -211,22 +211,62 @@ fn pending_within(pending: &[Pending], from: u64, to: u64) -> bool {
     pending.iter().any(|r| r.len > 0 && r.index < to && r.index + u64::from(r.len) > from)
 }
 
-/// Commits `inode`'s pending blocks: those allocated before now have their
-/// data written and waited for, then their pointers go into the map (the
-/// inode's direct pointers, or their indirect blocks, which are dirtied
-/// and associated with the inode for `fsync`).  Returns whether anything
-/// was published.
+/// How far a commit may go to publish pending blocks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// Shut the writers out (waiting for them), write and wait for the data
+    /// of everything allocated so far, publish it all: `fsync`.
+    Wait,
+    /// The same if the writers can be shut out without waiting, else
+    /// `EAGAIN`: integrity writeback (`sync(2)`, unmount).
+    Try,
+    /// Publish only the runs whose data has reached the disk already; wait
+    /// for nothing: background writeback, which comes back for the rest.
+    Ready,
+}
+
+/// Commits `inode`'s pending blocks: their data is written and waited for
+/// (or, for [`Commit::Ready`], found written), then their pointers go into
+/// the map (the inode's direct pointers, or their indirect blocks, which
+/// are dirtied and associated with the inode for `fsync`).  Returns whether
+/// every pending block that existed when it started is published now.
 ///
-/// "Before now" is made exact by shutting the writers out for a moment
-/// (`address_space::exclude_writers`): every block counted then has its
-/// folio dirty already, so the write below covers it.  With `wait` false
-/// (writeback) that is only tried, and `EAGAIN` returned if a writer holds
-/// the file; the caller keeps the inode dirty and comes back.
-pub(crate) fn commit(inode: &INode<Rbfs>, wait: bool) -> Result<bool> {
+/// "Allocated so far" is made exact by shutting the writers out for a
+/// moment (`address_space::exclude_writers`): every block counted then has
+/// its folio dirty already, so the write covers it.  The ready check needs
+/// no such moment: a block is allocated under its folio's lock and the
+/// folio is dirty before that lock is released, so a run whose folios are
+/// neither locked, dirty nor under writeback has its data on the disk.
+pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
     if crate::inode::is_dir(inode) || inode.data().map.lock().pending_blocks == 0 {
-        return Ok(false);
+        return Ok(true);
     }
-    let snap = address_space::exclude_writers(inode, wait, || {
+    let log = inode.super_block().data().block_log();
+    if how == Commit::Ready {
+        let mut st = inode.data().map.lock();
+        // Allocations from now on start new runs: these can become ready.
+        st.epoch += 1;
+        let mut all = true;
+        let mut result = Ok(());
+        for k in 0..st.pending.len() {
+            let r = st.pending[k];
+            if r.len == 0 {
+                continue;
+            }
+            let end = r.index + u64::from(r.len);
+            if address_space::range_in_flight(inode, r.index << log, (end << log) - 1) {
+                all = false;
+                continue;
+            }
+            if let Err(e) = publish_run(inode, &mut st, k) {
+                result = Err(e);
+                break;
+            }
+        }
+        compact_pending(&mut st);
+        return result.map(|()| all);
+    }
+    let snap = address_space::exclude_writers(inode, how == Commit::Wait, || {
         let mut st = inode.data().map.lock();
         let mut live = st.pending.iter().filter(|r| r.len > 0);
         let first = live.next()?;
@@ -238,13 +278,12 @@ pub(crate) fn commit(inode: &INode<Rbfs>, wait: bool) -> Result<bool> {
     });
     let (epoch, start, end) = match snap {
         None => return Err(EAGAIN),
-        Some(None) => return Ok(false),
+        Some(None) => return Ok(true),
         Some(Some(s)) => s,
     };
-    let log = inode.super_block().data().block_log();
     address_space::write_and_wait(inode, start << log, (end << log) - 1)?;
     let mut st = inode.data().map.lock();
-    publish(inode, &mut st, epoch)
+    publish(inode, &mut st, epoch).map(|_| true)
 }
 
 /// Publishes every pending run, whatever its epoch, without writing any
@@ -264,23 +303,30 @@ fn publish(inode: &INode<Rbfs>, st: &mut MapState, epoch: u64) -> Result<bool> {
         if r.len == 0 || r.epoch > epoch {
             continue;
         }
-        let (done, res) = set_run(inode, st, r.index, r.block, r.len);
-        let p = &mut st.pending[k];
-        p.index += u64::from(done);
-        p.block = p.block.wrapping_add(done);
-        p.len -= done;
-        st.pending_blocks -= u64::from(done);
-        any |= done > 0;
-        if let Err(e) = res {
+        any = true;
+        if let Err(e) = publish_run(inode, st, k) {
             result = Err(e);
             break;
         }
     }
     compact_pending(st);
-    if any {
+    result.map(|()| any)
+}
+
+/// Puts the pointers of pending run `k` into the map and marks the inode
+/// dirty; what a failure leaves unpublished stays pending.
+fn publish_run(inode: &INode<Rbfs>, st: &mut MapState, k: usize) -> Result {
+    let r = st.pending[k];
+    let (done, res) = set_run(inode, st, r.index, r.block, r.len);
+    let p = &mut st.pending[k];
+    p.index += u64::from(done);
+    p.block = p.block.wrapping_add(done);
+    p.len -= done;
+    st.pending_blocks -= u64::from(done);
+    if done > 0 {
         inode.mark_dirty();
     }
-    result.map(|()| any)
+    res
 }
 
 /// Writes the pointers of file blocks `index..index + len` (device blocks

@@ -315,18 +315,25 @@ fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
 /// Writes `inode` into its slot of the inode table (in the buffer cache);
 /// with `sync`, writes the block to the disk and waits.
 ///
-/// First the blocks allocated since the last commit are published if the
-/// writers can be shut out without waiting (`bmap::commit`); if not, the
-/// inode stays dirty and writeback comes back for them.  The slot gets the
-/// map as published, so the disk never sees a pointer before its data.
+/// First pending blocks are published (`bmap::commit`): with `sync`, all of
+/// them if the writers can be shut out without waiting; without, those
+/// whose data has reached the disk.  What is left keeps the inode dirty,
+/// and writeback comes back for it.  The slot gets the map as published,
+/// so the disk never sees a pointer before its data.
 pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let sb = inode.super_block();
     let ino = inode.ino() as u32;
     let mut result = Ok(());
-    if let Err(e) = bmap::commit(inode, false) {
-        inode.mark_dirty();
-        if e != EAGAIN {
-            result = Err(e);
+    let how = if sync { bmap::Commit::Try } else { bmap::Commit::Ready };
+    match bmap::commit(inode, how) {
+        Ok(true) => {}
+        // Blocks left pending: writeback comes back for them.
+        Ok(false) => inode.mark_dirty(),
+        Err(e) => {
+            inode.mark_dirty();
+            if e != EAGAIN {
+                result = Err(e);
+            }
         }
     }
     let (disk, seq) = to_disk(inode);
