@@ -98,6 +98,11 @@ pub(crate) fn is_dir(inode: &INode<Rbfs>) -> bool {
     inode.data().fmt == format::S_IFDIR
 }
 
+/// Whether an inode is a symbolic link.
+fn is_symlink(inode: &INode<Rbfs>) -> bool {
+    inode.data().fmt == format::S_IFLNK
+}
+
 /// Encodes a device number the way the kernel's `MKDEV` does.
 fn mkdev(major: u32, minor: u32) -> u32 {
     (major << 20) | (minor & 0xfffff)
@@ -324,7 +329,10 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let sb = inode.super_block();
     let ino = inode.ino() as u32;
     let mut result = Ok(());
-    let how = if sync { bmap::Commit::Try } else { bmap::Commit::Ready };
+    // A long symlink is written once, at creation, and its inode must
+    // point at its block from the start: publish it whatever writeback
+    // mode this is (nobody else holds a new inode's locks).
+    let how = if sync || is_symlink(inode) { bmap::Commit::Try } else { bmap::Commit::Ready };
     match bmap::commit(inode, how) {
         Ok(true) => {}
         // Blocks left pending: writeback comes back for them.
