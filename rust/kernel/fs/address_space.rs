@@ -146,12 +146,18 @@ pub fn exclude_writers<T: FileSystem, R>(inode: &INode<T>, wait: bool, f: impl F
     }
 }
 
+/// A byte offset as a `loff_t` (offsets past `i64::MAX` are clamped to it:
+/// no file is that large).
+fn loff(pos: u64) -> bindings::loff_t {
+    pos.min(i64::MAX as u64) as bindings::loff_t
+}
+
 /// Whether any folio of `inode`'s page cache between bytes `start` and
 /// `end` (inclusive) is dirty, locked or under writeback
 /// (`filemap_range_has_writeback`): if not, whatever was written there
 /// through the page cache has reached the disk (or failed to).
 pub fn range_in_flight<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> bool {
-    let (start, end) = (start.min(i64::MAX as u64) as i64, end.min(i64::MAX as u64) as i64);
+    let (start, end) = (loff(start), loff(end));
     // SAFETY: A valid inode and its mapping; the walk is under RCU.
     unsafe { bindings::filemap_range_has_writeback((*inode.as_raw()).i_mapping, start, end) }
 }
@@ -162,7 +168,7 @@ pub fn range_in_flight<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) ->
 /// `fsync` through the mapping's error sequence, as always, and is not
 /// consumed here.
 pub fn write_and_wait<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> Result {
-    let (start, end) = (start.min(i64::MAX as u64) as i64, end.min(i64::MAX as u64) as i64);
+    let (start, end) = (loff(start), loff(end));
     // SAFETY: A valid inode and its mapping.  `filemap_fdatawrite_range`
     // runs the filesystem's `writepages` with `WB_SYNC_ALL`; the caller
     // holds no folio lock and no open bio.

@@ -246,25 +246,11 @@ pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
         let mut st = inode.data().map.lock();
         // Allocations from now on start new runs: these can become ready.
         st.epoch += 1;
-        let mut all = true;
-        let mut result = Ok(());
-        for k in 0..st.pending.len() {
-            let r = st.pending[k];
-            if r.len == 0 {
-                continue;
-            }
+        let (_, all) = publish_where(inode, &mut st, |r| {
             let end = r.index + u64::from(r.len);
-            if address_space::range_in_flight(inode, r.index << log, (end << log) - 1) {
-                all = false;
-                continue;
-            }
-            if let Err(e) = publish_run(inode, &mut st, k) {
-                result = Err(e);
-                break;
-            }
-        }
-        compact_pending(&mut st);
-        return result.map(|()| all);
+            !address_space::range_in_flight(inode, r.index << log, (end << log) - 1)
+        })?;
+        return Ok(all);
     }
     let snap = address_space::exclude_writers(inode, how == Commit::Wait, || {
         let mut st = inode.data().map.lock();
@@ -283,24 +269,33 @@ pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
     };
     address_space::write_and_wait(inode, start << log, (end << log) - 1)?;
     let mut st = inode.data().map.lock();
-    publish(inode, &mut st, epoch).map(|_| true)
+    publish_where(inode, &mut st, |r| r.epoch <= epoch).map(|_| true)
 }
 
 /// Publishes every pending run, whatever its epoch, without writing any
 /// data: for an inode whose page cache is known to be on the disk.
 pub(crate) fn publish_all(inode: &INode<Rbfs>) -> Result<bool> {
     let mut st = inode.data().map.lock();
-    publish(inode, &mut st, u64::MAX)
+    publish_where(inode, &mut st, |_| true).map(|(any, _)| any)
 }
 
-/// Puts the pointers of the pending runs of epochs up to `epoch` into the
-/// map.  A run that fails part-way keeps its unpublished rest pending.
-fn publish(inode: &INode<Rbfs>, st: &mut MapState, epoch: u64) -> Result<bool> {
-    let mut any = false;
+/// Puts the pointers of the pending runs that `pick` chooses into the map.
+/// Returns whether any was chosen, and whether all were.  A run that fails
+/// part-way keeps its unpublished rest pending.
+fn publish_where(
+    inode: &INode<Rbfs>,
+    st: &mut MapState,
+    mut pick: impl FnMut(&Pending) -> bool,
+) -> Result<(bool, bool)> {
+    let (mut any, mut all) = (false, true);
     let mut result = Ok(());
     for k in 0..st.pending.len() {
         let r = st.pending[k];
-        if r.len == 0 || r.epoch > epoch {
+        if r.len == 0 {
+            continue;
+        }
+        if !pick(&r) {
+            all = false;
             continue;
         }
         any = true;
@@ -310,7 +305,7 @@ fn publish(inode: &INode<Rbfs>, st: &mut MapState, epoch: u64) -> Result<bool> {
         }
     }
     compact_pending(st);
-    result.map(|()| any)
+    result.map(|()| (any, all))
 }
 
 /// Puts the pointers of pending run `k` into the map and marks the inode

@@ -98,11 +98,6 @@ pub(crate) fn is_dir(inode: &INode<Rbfs>) -> bool {
     inode.data().fmt == format::S_IFDIR
 }
 
-/// Whether an inode is a symbolic link.
-fn is_symlink(inode: &INode<Rbfs>) -> bool {
-    inode.data().fmt == format::S_IFLNK
-}
-
 /// Encodes a device number the way the kernel's `MKDEV` does.
 fn mkdev(major: u32, minor: u32) -> u32 {
     (major << 20) | (minor & 0xfffff)
@@ -275,6 +270,9 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
             dir::init_dir(&inode, how.dir().ino() as u32)?;
         } else if let (false, Some(t)) = (fast, target) {
             inode.write_symlink_target(t)?;
+            // The inode must point at the target's block from its first
+            // write: publish it now (nobody else holds a new inode's locks).
+            bmap::commit(&inode, bmap::Commit::Try)?;
         }
         write_inode(&inode, false)
     })();
@@ -329,10 +327,7 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let sb = inode.super_block();
     let ino = inode.ino() as u32;
     let mut result = Ok(());
-    // A long symlink is written once, at creation, and its inode must
-    // point at its block from the start: publish it whatever writeback
-    // mode this is (nobody else holds a new inode's locks).
-    let how = if sync || is_symlink(inode) { bmap::Commit::Try } else { bmap::Commit::Ready };
+    let how = if sync { bmap::Commit::Try } else { bmap::Commit::Ready };
     match bmap::commit(inode, how) {
         Ok(true) => {}
         // Blocks left pending: writeback comes back for them.
