@@ -8,6 +8,8 @@
 #   make run GUEST_SCRIPT=script.sh [GUEST_FILES=dir]   your own workload
 #   make artifacts   name=path of the kernel, module, initramfs and tools
 #   make bench    lean kernel: rbfs vs ext2/ext4 and the raw disk (BENCH_QUICK=1: short)
+#   make fstests [FSTESTS="-g quick"] [FSTESTS_FS="rbfs ext2"] [FSTESTS_BS="1024 4096"]
+#                 fstests (xfstests) in the guest; results in out/fstests/<date>/
 #
 # KCONFIG=debug (default: KASAN, lockdep, KUnit, ...) or lean (benchmarks).
 
@@ -17,7 +19,7 @@ TIMEOUT ?= 900
 GUEST_SCRIPT ?=
 GUEST_FILES ?=
 
-.PHONY: all deps kernel module tools initramfs run shell check mutants bench artifacts host-test clean distclean
+.PHONY: all deps kernel module tools initramfs run shell check mutants bench fstests artifacts host-test clean distclean
 
 all: initramfs
 
@@ -51,6 +53,10 @@ check:
 # (scripts/bench.sh lists its BENCH_* settings).
 bench:
 	@scripts/bench.sh
+
+# fstests against rbfs (scripts/fstests.sh lists its FSTESTS_* settings).
+fstests:
+	@scripts/fstests.sh
 
 # Each writeback hazard reintroduced in turn, and shown caught by its test.
 mutants: deps

@@ -5,13 +5,16 @@
 #               [--files DIR] [--timeout SECONDS] [--label NAME]
 #               [--counts FILE] [--interactive] [--mutant NAME]
 #               [--test-disk IMG] [--kill-on PATTERN --kill-delay SECONDS]
-#               [--only TEST,TEST...]
+#               [--only TEST,TEST...] [--disk IMG[,DRIVE-OPTS]]...
 #
 # Scenarios live in qemu/guest/scenarios/.  --script runs a user's script
 # (scenario "script") with rbfs.ko loaded; --files DIR makes DIR's contents
 # available in the guest under /host.  Each run gets fresh disks:
 # /dev/vda (test, $RBFS_TEST_DISK_MB MiB) and /dev/vdb (scratch,
 # $RBFS_SCRATCH_DISK_MB MiB), sparse raw files in out/runs/LABEL/.
+#
+# --disk IMG[,OPTS] adds IMG as the next virtio disk (/dev/vdc, /dev/vdd, ...
+# in order), with QEMU -drive options OPTS (e.g. snapshot=on).
 #
 # --mutant NAME loads the mutant module NAME (make mutants) instead of
 # rbfs.ko; --only runs just the named tests of the scenario.  --test-disk IMG uses IMG as /dev/vda instead of a fresh disk (a
@@ -27,6 +30,7 @@ set -euo pipefail
 
 cfg=debug scenario=smoke script= files= limit=900 label= counts= interactive=0
 mutant= test_disk= kill_on= kill_delay=0 only=
+extra_disks=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) cfg=$2; shift ;;
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
 	--test-disk) test_disk=$2; shift ;;
 	--kill-on) kill_on=$2; shift ;;
 	--kill-delay) kill_delay=$2; shift ;;
+	--disk) extra_disks+=("$2"); shift ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 	shift
@@ -124,6 +129,14 @@ qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem"
 	-kernel "$kernel" -initrd "$initrd_run" -append "$append"
 	-drive "file=$run/test.img,if=virtio,format=raw,cache=$cache$test_drive_opts"
 	-drive "file=$run/scratch.img,if=virtio,format=raw,cache=$cache")
+for d in "${extra_disks[@]}"; do
+	img=${d%%,*}
+	[ -f "$img" ] || { echo "run.sh: no such disk image: $img" >&2; exit 2; }
+	opts=
+	[ "$img" = "$d" ] || opts=",${d#*,}"
+	case "$opts" in *cache=*|*snapshot=on*) ;; *) opts+=",cache=$cache" ;; esac
+	qemu+=(-drive "file=$img,if=virtio,format=raw$opts")
+done
 printf '%q ' "${qemu[@]}" > "$run/qemu-cmdline"
 
 if [ $interactive = 1 ]; then

@@ -1,0 +1,97 @@
+# fstests (make fstests, scripts/fstests.sh): run fstests' ./check against
+# rbfs (or ext2, the comparison row) inside the Debian root built by
+# scripts/fstests-root.sh.
+#
+# Disks: /dev/vda TEST_DEV, /dev/vdb SCRATCH_DEV, /dev/vdc the root image
+# (a snapshot: writes are dropped at power-off), /dev/vdd where the results
+# directory goes back to the host as a tar stream, /dev/vde LOGWRITES_DEV.
+# /host/fstests.conf (from the host) sets FSTYP, BLOCK_SIZE and CHECK_ARGS
+# (./check's arguments: tests, groups, -E exclude files).
+#
+# Results channel: KTAP, one result per test fstests ran or did not run
+# (from ./check's closing Ran / Not run / Failures lines); the host reads
+# reasons and times from the xunit report in the results tar.
+# shellcheck shell=sh
+
+R=/fsroot
+
+# fs_mkfs DEV: an empty filesystem of the run's type and block size.
+fs_mkfs() {
+	case "$FSTYP" in
+	rbfs) chroot $R mkfs.rbfs -q -f -b "$BLOCK_SIZE" "$1" ;;
+	ext2) chroot $R mke2fs -q -F -t ext2 -b "$BLOCK_SIZE" "$1" ;;
+	*) echo "fstests: unknown FSTYP $FSTYP"; return 1 ;;
+	esac
+}
+
+fstests_setup() {
+	mkdir -p $R
+	mount -t ext4 /dev/vdc $R || return 1
+	# rbfs's tools, from this build, where util-linux's mkfs/fsck find them.
+	cp /sbin/mkfs.rbfs /sbin/fsck.rbfs $R/sbin/
+	for m in dev proc sys; do mount -o rbind /$m $R/$m || return 1; done
+	mount -t tmpfs -o size=512m tmpfs $R/tmp
+	mkdir -p $R/dev/shm && mount -t tmpfs tmpfs $R/dev/shm
+	mkdir -p $R/run && mount -t tmpfs tmpfs $R/run
+	case "$FSTYP" in
+	rbfs) insmod "$RBFS_KO" || return 1 ;;
+	esac
+	opts="-b $BLOCK_SIZE"
+	[ "$FSTYP" = rbfs ] && opts="-f -q $opts"
+	cat > $R/opt/fstests/local.config <<-EOF
+	export FSTYP=$FSTYP
+	export TEST_DEV=/dev/vda
+	export TEST_DIR=/mnt/test
+	export SCRATCH_DEV=/dev/vdb
+	export SCRATCH_MNT=/mnt/scratch
+	export LOGWRITES_DEV=/dev/vde
+	export MKFS_OPTIONS="$opts"
+	export FSCK_OPTIONS=-n
+	EOF
+	fs_mkfs /dev/vda
+}
+
+# ktap_from_check LOG: one KTAP result per test of ./check's summary lines.
+ktap_from_check() {
+	ran=$(sed -n 's/^Ran: *//p' "$1" | tail -n1)
+	notrun=$(sed -n 's/^Not run: *//p' "$1" | tail -n1)
+	failures=$(sed -n 's/^Failures: *//p' "$1" | tail -n1)
+	set -- $ran $notrun
+	ktap_plan $#
+	n=0
+	for t in $ran; do
+		n=$((n + 1))
+		case " $failures " in
+		*" $t "*) echo "not ok $n fstests.$t" ;;
+		*) echo "ok $n fstests.$t" ;;
+		esac
+	done
+	for t in $notrun; do
+		n=$((n + 1))
+		echo "ok $n fstests.$t # SKIP not run"
+	done
+}
+
+scenario_main() {
+	. /host/fstests.conf
+	echo "# fstests: FSTYP=$FSTYP BLOCK_SIZE=$BLOCK_SIZE ./check $CHECK_ARGS"
+	if ! out=$(fstests_setup 2>&1); then
+		printf '%s\n' "$out" | sed 's/^/# /'
+		ktap_plan 1
+		echo "not ok 1 fstests.setup"
+		scenario_end
+		return
+	fi
+	# ./check's own output goes to the results channel as diagnostics as it
+	# runs (a long run shows progress); its xunit report goes to the host.
+	chroot $R /bin/bash -c "cd /opt/fstests && ./check -R xunit-quiet $CHECK_ARGS" 2>&1 |
+		tee /tmp/check.out | sed 's/^/# /'
+	ktap_from_check /tmp/check.out
+	cp /tmp/check.out $R/opt/fstests/results/check.out
+	# Any filesystem a test left mounted, then the results to the host.
+	chroot $R umount -R /mnt/scratch 2>/dev/null
+	chroot $R umount -R /mnt/test 2>/dev/null
+	chroot $R tar -C /opt/fstests -cf /dev/vdd results && sync
+	echo "# fstests: results sent"
+	scenario_end
+}
