@@ -35,6 +35,8 @@ use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::fs::{address_space, inode, inode::INode, SECTOR_SIZE};
 use kernel::alloc::KVec;
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
 
 /// Page-cache operations of regular files and long symlinks.
 pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
@@ -65,7 +67,10 @@ impl inode::Operations for RegOps {
     }
 }
 
-/// Truncates or extends a regular file to `size`.
+/// Truncates or extends a regular file to `size`; a change of size updates
+/// the mtime and ctime, as `ext2_setsize` does: truncate(2) comes without
+/// `ATTR_MTIME` and `ATTR_CTIME` (ftruncate(2) and `O_TRUNC` bring them).
+/// Times given with the request are copied after this, and win.
 fn set_size(inode: &INode<Rbfs>, size: u64) -> Result {
     let old = inode.size();
     if size == old {
@@ -77,14 +82,17 @@ fn set_size(inode: &INode<Rbfs>, size: u64) -> Result {
         // it reads as zeroes if the file grows again.
         address_space::zero_partial_block::<Mapper>(inode, size)?;
     }
-    address_space::truncate(inode, size, || {
+    let r = address_space::truncate(inode, size, || {
         if size < old {
             let keep = (size + (1 << log) - 1) >> log;
             truncate_blocks(inode, keep)
         } else {
             Ok(())
         }
-    })
+    });
+    // The size has changed even if freeing the blocks failed.
+    inode.touch_mtime_ctime();
+    r
 }
 
 pub(crate) struct Mapper;
@@ -126,7 +134,7 @@ impl address_space::Operations for Mapper {
 
 /// A run of data blocks allocated for a file whose pointers are not
 /// published yet: file blocks `index..index + len` at device blocks
-/// `block..block + len`, allocated in commit epoch `epoch`.
+/// `block..block + len`, allocated in commit epoch `epoch`.  Never empty.
 #[derive(Clone, Copy)]
 pub(crate) struct Pending {
     index: u64,
@@ -135,80 +143,105 @@ pub(crate) struct Pending {
     epoch: u64,
 }
 
-/// Where file block `index` is among the pending runs: `Ok` with the run
-/// that holds it, or `Err` with where a run starting there would go.
-fn pending_find(st: &MapState, index: u64) -> core::result::Result<usize, usize> {
-    st.pending.binary_search_by(|r| {
-        if r.index + u64::from(r.len) <= index {
-            core::cmp::Ordering::Less
-        } else if r.index > index {
-            core::cmp::Ordering::Greater
-        } else {
-            core::cmp::Ordering::Equal
-        }
-    })
+impl Pending {
+    /// The file block after the run.
+    fn end(&self) -> u64 {
+        self.index + u64::from(self.len)
+    }
+}
+
+/// The pending runs of an inode, keyed by their first file block (always
+/// their `index`).  A node per run, not one array: no file shape, however
+/// fragmented its runs, needs a large contiguous allocation, and finding,
+/// adding or removing a run takes logarithmic time.
+pub(crate) type PendingRuns = RBTree<u64, Pending>;
+
+/// The memory of one tree node, for a run to come.
+pub(crate) type PendingNode = RBTreeNodeReservation<u64, Pending>;
+
+/// The run that starts last at or before file block `index`: the one that
+/// holds it, if any does, else the one before it.  (The tree's cursors need
+/// `&mut` even to look.)
+fn pending_floor(pending: &mut PendingRuns, index: u64) -> Option<Pending> {
+    // The tree finds the first run starting at or after `index`; unless
+    // that run starts at `index` itself, the one wanted is just before it.
+    match pending.cursor_lower_bound(&index) {
+        Some(c) if *c.current().0 == index => Some(*c.current().1),
+        Some(c) => c.peek_prev().map(|(_, r)| *r),
+        None => pending.cursor_back().map(|c| *c.current().1),
+    }
+}
+
+/// The first run that starts at or after file block `index`.
+fn pending_from(pending: &mut PendingRuns, index: u64) -> Option<Pending> {
+    pending.cursor_lower_bound(&index).map(|c| *c.current().1)
 }
 
 /// The pending block for file block `index` and how many of the next
 /// blocks, at most `max`, follow it in its run.
-fn pending_at(st: &MapState, index: u64, max: u64) -> Option<(u32, u64)> {
-    let r = st.pending[pending_find(st, index).ok()?];
+fn pending_at(st: &mut MapState, index: u64, max: u64) -> Option<(u32, u64)> {
+    let r = pending_floor(&mut st.pending, index).filter(|r| r.end() > index)?;
     let off = index - r.index;
     Some((r.block.wrapping_add(off as u32), (u64::from(r.len) - off).min(max).max(1)))
 }
 
 /// Records data block `block` as pending for file block `index` (which is
 /// neither mapped nor pending): it extends the run before it if both
-/// follow on, else starts a run.
+/// follow on, else starts a run in the node `map_alloc` set aside.
 fn add_pending(st: &mut MapState, index: u64, block: u32) -> Result {
-    let pos = match pending_find(st, index) {
-        Ok(_) => return Err(EINVAL),
-        Err(p) => p,
-    };
     let epoch = st.epoch;
-    if pos > 0 {
-        let prev = &mut st.pending[pos - 1];
-        if prev.len > 0
-            && prev.len < u32::MAX
-            && prev.epoch == epoch
-            && prev.index + u64::from(prev.len) == index
-            && prev.block.wrapping_add(prev.len) == block
-        {
-            prev.len += 1;
+    if let Some(prev) = pending_floor(&mut st.pending, index) {
+        if prev.end() > index {
+            return Err(EINVAL);
+        }
+        if prev.len < u32::MAX && prev.epoch == epoch && prev.end() == index && prev.block.wrapping_add(prev.len) == block {
+            let p = st.pending.get_mut(&prev.index).ok_or(EINVAL)?;
+            p.len += 1;
             st.pending_blocks += 1;
             return Ok(());
         }
     }
-    st.pending.push(Pending { index, block, len: 1, epoch }, GFP_KERNEL)?;
-    st.pending[pos..].rotate_right(1);
+    let node = st.spare.take().ok_or(ENOMEM)?;
+    st.pending.insert(node.into_node(index, Pending { index, block, len: 1, epoch }));
     st.pending_blocks += 1;
     Ok(())
 }
 
-/// Drops the removed runs (length 0) from the list, if memory allows
-/// (they are harmless meanwhile: searches pass over them).
-fn compact_pending(st: &mut MapState) {
-    let live = st.pending.iter().filter(|r| r.len > 0).count();
-    if live == st.pending.len() {
-        return;
+/// Keeps the memory of a run just removed for the next new run, so that a
+/// writer whose runs are published as it goes rarely allocates.
+fn recycle(st: &mut MapState, node: RBTreeNode<u64, Pending>) {
+    if st.spare.is_none() {
+        st.spare = Some(node.into_reservation());
     }
-    if live == 0 {
-        st.pending = KVec::new();
-        return;
-    }
-    let Ok(mut v) = KVec::with_capacity(live, GFP_KERNEL) else { return };
-    for r in st.pending.iter().filter(|r| r.len > 0) {
-        // Within the capacity just reserved: cannot fail.
-        if v.push(*r, GFP_KERNEL).is_err() {
-            return;
+}
+
+/// Takes file blocks `from..` of run `r` out of the pending runs (the run
+/// goes if none of it stays) and hands their device blocks to `run` to be
+/// freed.  Out of the runs first: should freeing fail part-way, the rest
+/// is leaked (`fsck.rbfs` finds it), never freed twice.
+fn drop_pending(inode: &INode<Rbfs>, st: &mut MapState, r: Pending, from: u64, run: &mut Run) -> Result {
+    let stay = (from - r.index) as u32;
+    if stay == 0 {
+        if let Some(node) = st.pending.remove_node(&r.index) {
+            recycle(st, node);
         }
+    } else if let Some(p) = st.pending.get_mut(&r.index) {
+        p.len = stay;
     }
-    st.pending = v;
+    st.pending_blocks -= u64::from(r.len - stay);
+    for k in stay..r.len {
+        let b = r.block.wrapping_add(k);
+        check_block(inode, b)?;
+        run.add(inode, b)?;
+    }
+    Ok(())
 }
 
 /// Whether any pending block lies in file blocks `from..to`.
-fn pending_within(pending: &[Pending], from: u64, to: u64) -> bool {
-    pending.iter().any(|r| r.len > 0 && r.index < to && r.index + u64::from(r.len) > from)
+fn pending_within(pending: &mut PendingRuns, from: u64, to: u64) -> bool {
+    // Runs are sorted and never overlap: of those that start before `to`,
+    // the last one ends last.
+    to > 0 && pending_floor(pending, to - 1).is_some_and(|r| r.end() > from)
 }
 
 /// How far a commit may go to publish pending blocks.
@@ -247,17 +280,15 @@ pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
         // Allocations from now on start new runs: these can become ready.
         st.epoch += 1;
         let (_, all) = publish_where(inode, &mut st, |r| {
-            let end = r.index + u64::from(r.len);
-            !address_space::range_in_flight(inode, r.index << log, (end << log) - 1)
+            !address_space::range_in_flight(inode, r.index << log, (r.end() << log) - 1)
         })?;
         return Ok(all);
     }
     let snap = address_space::exclude_writers(inode, how == Commit::Wait, || {
         let mut st = inode.data().map.lock();
-        let mut live = st.pending.iter().filter(|r| r.len > 0);
-        let first = live.next()?;
-        let start = first.index;
-        let end = live.fold(first.index + u64::from(first.len), |e, r| e.max(r.index + u64::from(r.len)));
+        // Runs never overlap: the first starts lowest, the last ends highest.
+        let start = st.pending.cursor_front()?.current().1.index;
+        let end = st.pending.cursor_back()?.current().1.end();
         let epoch = st.epoch;
         st.epoch += 1;
         Some((epoch, start, end))
@@ -288,38 +319,39 @@ fn publish_where(
     mut pick: impl FnMut(&Pending) -> bool,
 ) -> Result<(bool, bool)> {
     let (mut any, mut all) = (false, true);
-    let mut result = Ok(());
-    for k in 0..st.pending.len() {
-        let r = st.pending[k];
-        if r.len == 0 {
-            continue;
-        }
+    // Runs are visited by key, each looked up after the one before it ends:
+    // publishing removes them as it goes.
+    let mut from = 0;
+    while let Some(r) = pending_from(&mut st.pending, from) {
+        from = r.end();
         if !pick(&r) {
             all = false;
             continue;
         }
         any = true;
-        if let Err(e) = publish_run(inode, st, k) {
-            result = Err(e);
-            break;
-        }
+        publish_run(inode, st, r)?;
     }
-    compact_pending(st);
-    result.map(|()| (any, all))
+    Ok((any, all))
 }
 
-/// Puts the pointers of pending run `k` into the map and marks the inode
-/// dirty; what a failure leaves unpublished stays pending.
-fn publish_run(inode: &INode<Rbfs>, st: &mut MapState, k: usize) -> Result {
-    let r = st.pending[k];
+/// Puts the pointers of pending run `r` into the map and marks the inode
+/// dirty; what a failure leaves unpublished stays pending, as a run that
+/// now starts further on.
+fn publish_run(inode: &INode<Rbfs>, st: &mut MapState, r: Pending) -> Result {
     let (done, res) = set_run(inode, st, r.index, r.block, r.len);
-    let p = &mut st.pending[k];
-    p.index += u64::from(done);
-    p.block = p.block.wrapping_add(done);
-    p.len -= done;
+    if done == 0 {
+        return res;
+    }
     st.pending_blocks -= u64::from(done);
-    if done > 0 {
-        inode.mark_dirty();
+    inode.mark_dirty();
+    if let Some(node) = st.pending.remove_node(&r.index) {
+        if done == r.len {
+            recycle(st, node);
+        } else {
+            // Its key changes: the same node goes back in under the new one.
+            let rest = Pending { index: r.index + u64::from(done), block: r.block.wrapping_add(done), len: r.len - done, epoch: r.epoch };
+            st.pending.insert(node.into_reservation().into_node(rest.index, rest));
+        }
     }
     res
 }
@@ -429,8 +461,8 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
         // the VFS from asking, so this is a hole if it ever happens.
         return Ok(None);
     };
-    let st = inode.data().map.lock();
-    if let Some((b, n)) = pending_at(&st, index, max) {
+    let mut st = inode.data().map.lock();
+    if let Some((b, n)) = pending_at(&mut st, index, max) {
         check_block(inode, b)?;
         check_block(inode, b.wrapping_add((n - 1) as u32))?;
         return Ok(Some((b, n)));
@@ -573,6 +605,27 @@ fn set_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) ->
     Ok(())
 }
 
+/// Takes `inode`'s map mutex; with `ordered`, with a tree node set aside
+/// for a new pending run.  The node is allocated before the mutex is taken,
+/// never under it: the mutex is also taken by eviction, which reclaim
+/// reaches (and the module has no `GFP_NOFS` to ask for).  Once set aside,
+/// a node waits there until a new run takes it.
+fn lock_map(inode: &INode<Rbfs>, ordered: bool) -> Result<Guard<'_, MapState, MutexBackend>> {
+    let map = &inode.data().map;
+    let st = map.lock();
+    if !ordered || st.spare.is_some() {
+        return Ok(st);
+    }
+    drop(st);
+    let node = PendingNode::new(GFP_KERNEL)?;
+    let mut st = map.lock();
+    // Another writer may have set one aside meanwhile: then this one goes.
+    if st.spare.is_none() {
+        st.spare = Some(node);
+    }
+    Ok(st)
+}
+
 /// Maps file block `index` of `inode` for a write, allocating it (and the
 /// indirect blocks on its path) if it is a hole.  Returns the block and
 /// whether it is new.  A new data block of a regular file is pending until
@@ -581,8 +634,8 @@ pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> 
     let path = format::block_path(inode.super_block().data().block_log(), index).ok_or(EFBIG)?;
     // The `publish_early` mutant maps new blocks at once, as ext2 does.
     let ordered = !crate::inode::is_dir(inode) && !cfg!(rbfs_mutant_publish_early);
-    let mut st = inode.data().map.lock();
-    if let Some((b, _)) = pending_at(&st, index, 1) {
+    let mut st = lock_map(inode, ordered)?;
+    if let Some((b, _)) = pending_at(&mut st, index, 1) {
         check_block(inode, b)?;
         return Ok((b, false));
     }
@@ -677,39 +730,66 @@ impl Run {
     }
 }
 
-/// Reads the pointers of indirect block `block` (checked).
-fn read_ptrs(inode: &INode<Rbfs>, block: u32) -> Result<KVec<u32>> {
+/// Room for a copy of one indirect block's pointers at each level of a
+/// tree, for `free_tree`, which holds no buffer lock while it frees.
+/// Allocated before the map mutex is taken (`lock_map_copies`).
+type Copies = [KVec<u32>; N_LEVELS];
+
+/// Takes `inode`'s map mutex, with `copies` holding room for every level
+/// of its trees.  The room is allocated with the mutex released, for the
+/// reason `lock_map` gives; should a deeper tree appear meanwhile, the
+/// next look allocates for it too.
+fn lock_map_copies<'a>(inode: &'a INode<Rbfs>, copies: &mut Copies) -> Result<Guard<'a, MapState, MutexBackend>> {
+    let per_block = format::ptrs_per_indirect(inode.super_block().data().block_log()) as usize;
+    loop {
+        let st = inode.data().map.lock();
+        // The deepest tree with a root (roots follow the direct pointers,
+        // one level more each).
+        let depth = st.ptrs[N_DIRECT..].iter().rposition(|&p| p != 0).map_or(0, |i| i + 1);
+        if copies[..depth].iter().all(|c| !c.is_empty()) {
+            return Ok(st);
+        }
+        drop(st);
+        for c in copies[..depth].iter_mut().filter(|c| c.is_empty()) {
+            *c = KVec::from_elem(0, per_block, GFP_KERNEL)?;
+        }
+    }
+}
+
+/// Copies the pointers of indirect block `block` (checked) into `out`;
+/// returns the copy.
+fn read_ptrs<'a>(inode: &INode<Rbfs>, block: u32, out: &'a mut [u32]) -> Result<&'a mut [u32]> {
     let buf = read_indirect(inode, block)?;
     let mut data = buf.lock();
     let ind = indirect(inode, block, &mut data)?;
-    // GFP_KERNEL under the map mutex is safe: reclaim never takes a map
-    // mutex (writeback does not allocate blocks, and eviction from the
-    // inode shrinker frees nothing: only an inode's last `iput` after its
-    // last unlink does).
-    let mut v = KVec::with_capacity(ind.len(), GFP_KERNEL)?;
-    for i in 0..ind.len() {
-        v.push(ind.get(i), GFP_KERNEL)?;
+    let out = out.get_mut(..ind.len()).ok_or(EINVAL)?;
+    for (i, p) in out.iter_mut().enumerate() {
+        *p = ind.get(i);
     }
-    Ok(v)
+    Ok(out)
 }
 
-/// Frees, in the tree of `depth` levels rooted at indirect block `block`
-/// (which maps file blocks from `abs` on), every file block from relative
-/// index `start` on, and the indirect blocks that become empty.  Returns
-/// whether `block` itself is now empty (the caller frees it and clears its
-/// pointer).  An indirect block on the path of a `pending` block is not
-/// empty: the block's pointer goes into it when it is published.
+/// Frees, in the tree rooted at indirect block `block` (which maps file
+/// blocks from `abs` on), every file block from relative index `start` on,
+/// and the indirect blocks that become empty.  Returns whether `block`
+/// itself is now empty (the caller frees it and clears its pointer).  An
+/// indirect block on the path of a `pending` block is not empty: the
+/// block's pointer goes into it when it is published.  The tree has one
+/// level per room in `copies`: the first takes this block's pointers, the
+/// rest serve the levels below.
 fn free_tree(
     inode: &INode<Rbfs>,
     block: u32,
-    depth: usize,
     abs: u64,
     start: u64,
-    pending: &[Pending],
+    pending: &mut PendingRuns,
+    copies: &mut [KVec<u32>],
     run: &mut Run,
 ) -> Result<bool> {
     let log = inode.super_block().data().block_log();
-    let mut ptrs = read_ptrs(inode, block)?;
+    let depth = copies.len();
+    let (copy, below) = copies.split_first_mut().ok_or(EINVAL)?;
+    let ptrs = read_ptrs(inode, block, copy)?;
     let child_span = format::blocks_at_depth(log, depth - 1);
     let first = (start / child_span) as usize;
     let mut changed = false;
@@ -722,7 +802,7 @@ fn free_tree(
             true
         } else {
             let sub = if i == first { start - first as u64 * child_span } else { 0 };
-            free_tree(inode, child, depth - 1, abs + i as u64 * child_span, sub, pending, run)?
+            free_tree(inode, child, abs + i as u64 * child_span, sub, pending, below, run)?
         };
         if clear {
             if depth == 1 {
@@ -758,22 +838,20 @@ fn free_tree(
 /// indirect blocks no longer needed; updates the block count.
 pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
     let log = inode.super_block().data().block_log();
-    let mut st = inode.data().map.lock();
+    let mut copies = Copies::default();
+    let mut st = lock_map_copies(inode, &mut copies)?;
     let mut run = Run { start: 0, len: 0, freed: 0, forget: crate::inode::is_dir(inode) };
     let mut result = (|| {
         // Pending blocks from `keep` on go first, so that the tree below
-        // sees only the ones that stay.
-        let MapState { ptrs, pending, pending_blocks, .. } = &mut *st;
-        for r in pending.iter_mut().filter(|r| r.len > 0 && r.index + u64::from(r.len) > keep) {
-            let from = keep.saturating_sub(r.index) as u32;
-            for k in from..r.len {
-                let b = r.block.wrapping_add(k);
-                check_block(inode, b)?;
-                run.add(inode, b)?;
-                *pending_blocks -= 1;
-            }
-            r.len = from;
+        // sees only the ones that stay: the tail of the run that holds
+        // `keep`, then every run after it.
+        if let Some(r) = pending_floor(&mut st.pending, keep).filter(|r| r.index < keep && r.end() > keep) {
+            drop_pending(inode, &mut st, r, keep, &mut run)?;
         }
+        while let Some(r) = pending_from(&mut st.pending, keep) {
+            drop_pending(inode, &mut st, r, r.index, &mut run)?;
+        }
+        let MapState { ptrs, pending, .. } = &mut *st;
         for i in (keep.min(N_DIRECT as u64) as usize)..N_DIRECT {
             let b = ptrs[i];
             if b != 0 {
@@ -789,7 +867,7 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
             let root = ptrs[slot];
             if root != 0
                 && keep < base + span
-                && free_tree(inode, root, depth, base, keep.saturating_sub(base), pending, &mut run)?
+                && free_tree(inode, root, base, keep.saturating_sub(base), pending, &mut copies[..depth], &mut run)?
             {
                 run.add(inode, root)?;
                 ptrs[slot] = 0;
@@ -799,7 +877,6 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
         Ok(())
     })();
     result = result.and(run.flush(inode));
-    compact_pending(&mut st);
     st.blocks = st.blocks.saturating_sub(run.freed * sectors_per_block(inode));
     if run.freed > 0 {
         st.last = 0;

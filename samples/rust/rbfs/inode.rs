@@ -30,12 +30,14 @@ pub(crate) struct MapState {
     pub(crate) meta_left: u32,
     /// Data blocks allocated whose pointers are not in the on-disk map
     /// yet, because their data may not be on the disk yet (see
-    /// `bmap::commit`): runs sorted by file block, never overlapping one
-    /// another or the map's own pointers.  A run of length 0 is a removed
-    /// one, left until the next compaction.
-    pub(crate) pending: KVec<bmap::Pending>,
+    /// `bmap::commit`): runs keyed by their first file block, never
+    /// overlapping one another or the map's own pointers.
+    pub(crate) pending: bmap::PendingRuns,
     /// Blocks in `pending`.
     pub(crate) pending_blocks: u64,
+    /// Memory for the next new run in `pending`, allocated before the mutex
+    /// was taken (`bmap::map_alloc`), or left by a run that went.
+    pub(crate) spare: Option<bmap::PendingNode>,
     /// The current commit epoch: runs allocated in it carry it, a commit
     /// publishes the runs of the epochs before the one it starts.
     pub(crate) epoch: u64,
@@ -78,8 +80,9 @@ fn info(
         last: 0,
         meta_next: 0,
         meta_left: 0,
-        pending: KVec::new(),
+        pending: bmap::PendingRuns::new(),
         pending_blocks: 0,
+        spare: None,
         epoch: 0,
         synced,
         disk_seq: 0,
