@@ -110,6 +110,26 @@ if [ "${RBFS_MUTANTS:-1}" != 0 ]; then
 	[ -s out/mutants/results.txt ] || f=1
 	passed=$((passed + p)); failed=$((failed + f))
 fi
+# fstests: the bounded subset in qemu/fstests/check-subset (about 10
+# minutes on the debug kernel), 1 KiB blocks, under the real harness.
+# RBFS_FSTESTS=0 skips it.
+if [ "${RBFS_FSTESTS:-1}" != 0 ]; then
+	echo "== [$(elapsed)] fstests subset" >&2
+	: > "$counts"
+	rm -rf out/fstests/check
+	RBFS_TEST_DISK_MB=512 RBFS_SCRATCH_DISK_MB=512 \
+	FSTESTS="$(sed 's/#.*//' qemu/fstests/check-subset | xargs)" FSTESTS_FS=rbfs FSTESTS_BS=1024 \
+		FSTESTS_OUT=out/fstests/check COUNTS=$counts scripts/fstests.sh 2>&1 | tee out/fstests-check.log
+	rc=${PIPESTATUS[0]}
+	if [ -s "$counts" ]; then
+		read -r p f s < "$counts"
+		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	fi
+	if [ "$rc" != 0 ] && { [ ! -s "$counts" ] || [ "$f" = 0 ]; }; then
+		echo "not ok fstests subset: scripts/fstests.sh exited $rc"
+		failed=$((failed + 1))
+	fi
+fi
 rm -f "$counts"
 
 # The reliability figures of this run, summed over its guest runs.

@@ -139,6 +139,9 @@ mounted=()
 # Mount points the guest uses; rbfs's tools are copied in at each boot.
 mkdir -p "$root/mnt/test" "$root/mnt/scratch" "$root/results"
 ln -sf /proc/self/mounts "$root/etc/mtab"
+# The lock and socket tests talk to localhost over loopback.
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost\n' > "$root/etc/hosts"
+echo rbfs-guest > "$root/etc/hostname"
 size_mb=$(( $(du -sm "$root" | cut -f1) + 1024 ))
 rm -f "$img.tmp"
 mke2fs -q -t ext4 -L fstests-root -d "$root" "$img.tmp" "${size_mb}M" >&2 || die "mke2fs -d failed"

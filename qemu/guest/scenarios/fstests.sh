@@ -25,6 +25,9 @@ fs_mkfs() {
 }
 
 fstests_setup() {
+	# Loopback, for the lock and socket tests.
+	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+	hostname rbfs-guest
 	mkdir -p $R
 	mount -t ext4 /dev/vdc $R || return 1
 	# rbfs's tools, from this build, where util-linux's mkfs/fsck find them.
@@ -82,10 +85,21 @@ scenario_main() {
 		scenario_end
 		return
 	fi
+	# Every 5 minutes, what is running (to tell a slow test from a hung
+	# one in the results channel), and the tasks in D state with their
+	# stacks (sysrq-w, in the kernel log).
+	(
+		while sleep 300; do
+			echo "# fstests: $(date +%T) running:" $(ps -o pid,stat,comm | awk 'NR > 1 && $3 != "ps" && $3 != "sh" && $3 != "sleep" && $3 != "awk" { print $3 "(" $2 ")" }' | sort | uniq -c | sort -rn | head -8 | awk '{ print $2 "x" $1 }')
+			echo w > /proc/sysrq-trigger
+		done
+	) &
+	watch=$!
 	# ./check's own output goes to the results channel as diagnostics as it
 	# runs (a long run shows progress); its xunit report goes to the host.
 	chroot $R /bin/bash -c "cd /opt/fstests && ./check -R xunit-quiet $CHECK_ARGS" 2>&1 |
 		tee /tmp/check.out | sed 's/^/# /'
+	kill $watch 2>/dev/null
 	ktap_from_check /tmp/check.out
 	cp /tmp/check.out $R/opt/fstests/results/check.out
 	# Any filesystem a test left mounted, then the results to the host.
