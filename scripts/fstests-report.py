@@ -62,6 +62,20 @@ def splats(console):
     return out
 
 
+def check_lines(path):
+    """{test: what ./check printed after its name}, for failures whose
+    xunit message says nothing (e.g. a filesystem check that failed)."""
+    out = {}
+    try:
+        for line in open(path, errors="replace"):
+            m = re.match(r"^(\S+/\d+)\s+(.*\S)", line)
+            if m and not re.match(r"^\d+s( \.\.\.)?", m.group(2)):
+                out.setdefault(m.group(1), m.group(2))
+    except OSError:
+        pass
+    return out
+
+
 def collect(outdir):
     results = []
     for row, rdir in rows(outdir):
@@ -69,6 +83,7 @@ def collect(outdir):
         for p in parts(rdir):
             seen = set()
             xml = os.path.join(p, "results", "result.xml")
+            said = check_lines(os.path.join(p, "check.out"))
             found = splats(os.path.join(p, "console.log"))
             if os.path.exists(xml):
                 try:
@@ -83,6 +98,8 @@ def collect(outdir):
                     sk, fl = tc.find("skipped"), tc.find("failure")
                     if fl is not None:
                         res, why = "fail", fl.get("message") or ""
+                        if not why or "reason unknown" in why:
+                            why = said.get(name, why)
                     elif sk is not None:
                         res, why = "notrun", (sk.get("message") or "").strip()
                     else:

@@ -82,6 +82,11 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn statfs(sb: &sb::SuperBlock<Self>) -> Result<sb::Stat>;
 
     /// Applies a remount's options.  The default refuses nothing.
+    ///
+    /// The filesystem has been synced (`sync_filesystem`) when this is
+    /// called: the VFS leaves that to `->reconfigure` since 5.17, and a
+    /// remount read-only that skipped it would leave dirty inodes and pages
+    /// that nothing writes any more.
     fn reconfigure(_sb: &sb::SuperBlock<Self>, _options: Self::Options, _flags: &mut sb::MountFlags) -> Result {
         Ok(())
     }
@@ -302,6 +307,13 @@ impl<T: FileSystem> Tables<T> {
             let opts = core::mem::take(unsafe { Self::options(fc) });
             // SAFETY: `fc` is valid.
             let mut flags = sb::MountFlags::from_raw(unsafe { (*fc).sb_flags });
+            // Everything dirty reaches the disk before the options change
+            // (as `ext2_reconfigure` does first): after a remount read-only
+            // nothing would write it.
+            // SAFETY: The VFS holds `s_umount` exclusively across
+            // `->reconfigure`, as `sync_filesystem` requires; the super
+            // block is mounted and valid.
+            crate::error::to_result(unsafe { bindings::sync_filesystem((*(*fc).root).d_sb) })?;
             T::reconfigure(sbr, opts, &mut flags)?;
             // SAFETY: `fc` is valid and ours during the call.
             unsafe { (*fc).sb_flags = flags.as_raw() };

@@ -3,8 +3,9 @@
 # scripts/fstests-root.sh.
 #
 # Disks: /dev/vda TEST_DEV, /dev/vdb SCRATCH_DEV, /dev/vdc the root image
-# (a snapshot: writes are dropped at power-off), /dev/vdd where the results
-# directory goes back to the host as a tar stream, /dev/vde LOGWRITES_DEV.
+# (a snapshot: writes are dropped at power-off), /dev/vdd LOGWRITES_DEV
+# while the tests run, then where the results directory goes back to the
+# host as a tar stream.
 # /host/fstests.conf (from the host) sets FSTYP, BLOCK_SIZE and CHECK_ARGS
 # (./check's arguments: tests, groups, -E exclude files).
 #
@@ -47,7 +48,7 @@ fstests_setup() {
 	export TEST_DIR=/mnt/test
 	export SCRATCH_DEV=/dev/vdb
 	export SCRATCH_MNT=/mnt/scratch
-	export LOGWRITES_DEV=/dev/vde
+	export LOGWRITES_DEV=/dev/vdd
 	export MKFS_OPTIONS="$opts"
 	export FSCK_OPTIONS=-n
 	EOF
@@ -105,6 +106,7 @@ scenario_main() {
 	# Any filesystem a test left mounted, then the results to the host.
 	chroot $R umount -R /mnt/scratch 2>/dev/null
 	chroot $R umount -R /mnt/test 2>/dev/null
+	chroot $R dmsetup remove_all 2>/dev/null
 	chroot $R tar -C /opt/fstests -cf /dev/vdd results && sync
 	echo "# fstests: results sent"
 	scenario_end

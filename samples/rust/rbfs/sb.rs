@@ -259,7 +259,8 @@ impl FileSystem for Rbfs {
         let info = sb.data();
         match (sb.is_read_only(), flags.read_only()) {
             (false, true) => {
-                // The VFS has synced the filesystem: declare it clean.
+                // The filesystem has been synced (`kernel::fs` does it
+                // before calling us): declare it clean.
                 update_super(sb, Some(info.sb.state), true)
             }
             (true, false) => {
