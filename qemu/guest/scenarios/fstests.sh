@@ -15,12 +15,15 @@
 # shellcheck shell=sh
 
 R=/fsroot
+# Programs in the root are named by their full paths: busybox's chroot
+# prefers its own applets (mke2fs, tar, umount ...) to the root's programs
+# of the same name.
 
 # fs_mkfs DEV: an empty filesystem of the run's type and block size.
 fs_mkfs() {
 	case "$FSTYP" in
-	rbfs) chroot $R mkfs.rbfs -q -f -b "$BLOCK_SIZE" "$1" ;;
-	ext2) chroot $R mke2fs -q -F -t ext2 -b "$BLOCK_SIZE" "$1" ;;
+	rbfs) chroot $R /sbin/mkfs.rbfs -q -f -b "$BLOCK_SIZE" "$1" ;;
+	ext2) chroot $R /usr/sbin/mke2fs -q -F -t ext2 -b "$BLOCK_SIZE" "$1" ;;
 	*) echo "fstests: unknown FSTYP $FSTYP"; return 1 ;;
 	esac
 }
@@ -104,10 +107,10 @@ scenario_main() {
 	ktap_from_check /tmp/check.out
 	cp /tmp/check.out $R/opt/fstests/results/check.out
 	# Any filesystem a test left mounted, then the results to the host.
-	chroot $R umount -R /mnt/scratch 2>/dev/null
-	chroot $R umount -R /mnt/test 2>/dev/null
-	chroot $R dmsetup remove_all 2>/dev/null
-	chroot $R tar -C /opt/fstests -cf /dev/vdd results && sync
+	chroot $R /usr/bin/umount -R /mnt/scratch 2>/dev/null
+	chroot $R /usr/bin/umount -R /mnt/test 2>/dev/null
+	chroot $R /usr/sbin/dmsetup remove_all 2>/dev/null
+	chroot $R /usr/bin/tar -C /opt/fstests -cf /dev/vdd results && sync
 	echo "# fstests: results sent"
 	scenario_end
 }
