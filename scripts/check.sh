@@ -65,6 +65,18 @@ if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then
 fi
 rm -f "$log"
 
+# add_counts RC WHAT: add the "passed failed skipped" of $counts to the
+# totals; a non-zero RC with no failure counted is one failure of its own.
+add_counts() {
+	local p=0 f=0 s=0
+	[ ! -s "$counts" ] || read -r p f s < "$counts"
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	if [ "$1" != 0 ] && [ "$f" = 0 ]; then
+		echo "not ok $2 exited $1"
+		failed=$((failed + 1))
+	fi
+}
+
 # Guest runs, one boot each.  RBFS_CHECK_SCENARIOS overrides the list.
 counts=$(mktemp)
 labels=()
@@ -74,14 +86,7 @@ for sc in ${RBFS_CHECK_SCENARIOS:-smoke read write meta hazards faults stress ba
 	qemu/run.sh --kernel debug --scenario "$sc" --counts "$counts" --timeout "${RBFS_GUEST_TIMEOUT:-900}"
 	rc=$?
 	labels+=("$sc")
-	if [ -s "$counts" ]; then
-		read -r p f s < "$counts"
-		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-	fi
-	if [ "$rc" != 0 ] && { [ ! -s "$counts" ] || [ "$f" = 0 ]; }; then
-		echo "not ok guest $sc: run.sh exited $rc"
-		failed=$((failed + 1))
-	fi
+	add_counts "$rc" "guest $sc: run.sh"
 done
 
 # Power cuts: RBFS_POWERCUTS cuts (default 3), one boot each plus a last
@@ -121,14 +126,7 @@ if [ "${RBFS_FSTESTS:-1}" != 0 ]; then
 	FSTESTS="$(sed 's/#.*//' qemu/fstests/check-subset | xargs)" FSTESTS_FS=rbfs FSTESTS_BS=1024 \
 		FSTESTS_OUT=out/fstests/check COUNTS=$counts scripts/fstests.sh 2>&1 | tee out/fstests-check.log
 	rc=${PIPESTATUS[0]}
-	if [ -s "$counts" ]; then
-		read -r p f s < "$counts"
-		passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
-	fi
-	if [ "$rc" != 0 ] && { [ ! -s "$counts" ] || [ "$f" = 0 ]; }; then
-		echo "not ok fstests subset: scripts/fstests.sh exited $rc"
-		failed=$((failed + 1))
-	fi
+	add_counts "$rc" "fstests subset: scripts/fstests.sh"
 fi
 rm -f "$counts"
 
