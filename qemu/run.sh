@@ -117,7 +117,14 @@ mem=${RBFS_MEM_MB:-2048}
 # descheduled for tens of seconds, and with the default thresholds (soft
 # lockup after 20 s, RCU stall after 21 s) that shows as a false lockup
 # splat, seen during boot's stop_machine.  60 s keeps real lockups visible.
-append="console=ttyS0,115200 rdinit=/init panic=-1 printk.devkmsg=on kasan_multi_shot"
+#
+# acpi=noirq: PCI interrupts are routed through the PIIX router, not ACPI's
+# _PRT methods.  Under TCG the debug kernel's AML interpreter is so slow that
+# each _PRT evaluation ran into ACPICA's 30 s loop timeout
+# (AE_AML_LOOP_TIMEOUT, "PCI INT A: no GSI"): 60 of a debug boot's 84 s
+# before /init, and the stalls fstests boots saw with more disks.  The
+# virtio devices use MSI-X either way.
+append="console=ttyS0,115200 rdinit=/init panic=-1 printk.devkmsg=on kasan_multi_shot acpi=noirq"
 append+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60 slab_nomerge"
 append+=" rbfs_guest=$scenario rbfs_disk_vda=$test_mb rbfs_disk_vdb=$scratch_mb"
 [ -z "$mutant" ] || append+=" rbfs_mutant=$mutant"

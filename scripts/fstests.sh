@@ -83,12 +83,6 @@ export RBFS_MEM_MB=${RBFS_MEM_MB:-3072}
 # minutes each on the debug kernel under TCG: kmemleak is off in these boots
 # (fstests then skips its check); the project's own scenarios keep it.
 export RBFS_APPEND="${RBFS_APPEND:+$RBFS_APPEND }kmemleak=off"
-# These boots have four virtio disks, and under TCG enabling their PCI
-# interrupt links (ACPI AML, about 20 s each) overlaps the boot's clocksource
-# switch (stop_machine): seen as a 65-80 s RCU stall or soft lockup in
-# migration/N before /init, with no filesystem loaded.  The thresholds are
-# raised for these boots only (later parameters override run.sh's).
-RBFS_APPEND+=" watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=150"
 export RBFS_TEST_DISK_MB=${RBFS_TEST_DISK_MB:-2048}
 export RBFS_SCRATCH_DISK_MB=${RBFS_SCRATCH_DISK_MB:-2048}
 runs_failed=0
