@@ -47,6 +47,24 @@ step "dependencies" scripts/deps.sh
 step "debug kernel" scripts/kernel.sh debug
 step "rbfs module" scripts/module.sh debug
 step "tools workspace" scripts/tools.sh
+
+# Lints and type rules of the Rust code, against the kernel and module just
+# built: rustfmt and clippy (scripts/lint.py), and the compile-fail cases
+# that prove the kernel::fs abstractions' type rules
+# (scripts/compile-fail.py).  One result per line they print.
+kbuild=$(scripts/kernel.sh --print-dir debug)
+echo "== [$(elapsed)] lints and compile-fail cases" >&2
+for tool in "scripts/lint.py $kbuild out/module-debug" "scripts/compile-fail.py $kbuild out/module-debug rust/kernel"; do
+	out=$(python3 $tool 2>&1)
+	rc=$?
+	echo "$out"
+	p=$(echo "$out" | grep -c '^ok ') f=$(echo "$out" | grep -c '^not ok ')
+	passed=$((passed + p)); failed=$((failed + f))
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		echo "not ok ${tool%% *} exited $rc"
+		failed=$((failed + 1))
+	fi
+done
 step "initramfs" qemu/mkinitramfs.sh debug
 
 # Host tests: the tools workspace (verdict, guest tools; later the on-disk

@@ -26,7 +26,7 @@ have_pkg_version() {
 pkgs=(linux-source-6.12 clang-19 lld-19 llvm-19 libclang-19-dev
       bc flex bison rsync patch libelf-dev libssl-dev cpio kmod make gcc libc6-dev
       qemu-system-x86 busybox-static xz-utils python3 ca-certificates)
-rust_pkgs=(rustc-web libstd-rust-web-dev rust-web-src)
+rust_pkgs=(rustc-web libstd-rust-web-dev rust-web-src rust-web-clippy)
 # `deps.sh --bench` (make bench) also installs the benchmark's load
 # generator, the ext2/ext4 formatter copied into the guest, and the chart's
 # plotting library.

@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/sched/mm.h>
 #include <linux/writeback.h>
 
 bool rust_helper_dir_emit(struct dir_context *ctx, const char *name, int namelen,
@@ -216,4 +217,14 @@ vm_fault_t rust_helper_vmf_fs_error(int err)
 void rust_helper_get_bh(struct buffer_head *bh)
 {
 	get_bh(bh);
+}
+
+unsigned int rust_helper_memalloc_nofs_save(void)
+{
+	return memalloc_nofs_save();
+}
+
+void rust_helper_memalloc_nofs_restore(unsigned int flags)
+{
+	memalloc_nofs_restore(flags);
 }

@@ -34,10 +34,46 @@ pub mod folio;
 pub mod inode;
 pub mod param;
 pub mod sb;
+pub mod write_bio;
 pub mod writeback;
 
 /// The size of a sector, the unit of `struct kstatfs` and `i_blocks`.
 pub const SECTOR_SIZE: u64 = 512;
+
+/// A scope in which the task's allocations do not recurse into
+/// filesystems (`memalloc_nofs_save` .. `memalloc_nofs_restore`): every
+/// allocation in it behaves as `GFP_NOFS`, whatever flags it passes.  For
+/// the critical sections of locks that reclaim can also take (e.g. a lock
+/// that inode eviction takes, since reclaim evicts inodes through
+/// `prune_icache_sb`): an allocation there that entered filesystem reclaim
+/// could wait for itself.  Scopes nest; each restores the state it found,
+/// so they must end in the reverse order of their start, on the task that
+/// started them (the type is not `Send`, and dropping it ends it).
+pub struct NoFsScope {
+    flags: core::ffi::c_uint,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl NoFsScope {
+    /// Starts a scope on the current task.
+    pub fn enter() -> Self {
+        // SAFETY: Only sets a flag of the current task and returns its old
+        // state.
+        let flags = unsafe { bindings::memalloc_nofs_save() };
+        Self {
+            flags,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for NoFsScope {
+    fn drop(&mut self) {
+        // SAFETY: Restores, on the task that saved it (not `Send`), the
+        // state saved by `enter`.
+        unsafe { bindings::memalloc_nofs_restore(self.flags) };
+    }
+}
 
 /// The wall-clock time in seconds since the epoch (`ktime_get_real_seconds`),
 /// for timestamps a filesystem records in its super block.
@@ -87,7 +123,11 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// called: the VFS leaves that to `->reconfigure` since 5.17, and a
     /// remount read-only that skipped it would leave dirty inodes and pages
     /// that nothing writes any more.
-    fn reconfigure(_sb: &sb::SuperBlock<Self>, _options: Self::Options, _flags: &mut sb::MountFlags) -> Result {
+    fn reconfigure(
+        _sb: &sb::SuperBlock<Self>,
+        _options: Self::Options,
+        _flags: &mut sb::MountFlags,
+    ) -> Result {
         Ok(())
     }
 
@@ -118,18 +158,19 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
 ///
 /// # Invariants
 ///
-/// `fs` is only written by [`Registration::register`] before it is passed
-/// to `register_filesystem`, and by the VFS (under its own locks) after.
-#[repr(transparent)]
+/// `fs` is only written by [`Registration::register`], by the one caller
+/// that set `busy`, before it is passed to `register_filesystem`, and by
+/// the VFS (under its own locks) while registered.  `busy` is cleared only
+/// after `unregister_filesystem` returned.
 pub struct Registration<T: FileSystem> {
     fs: Opaque<bindings::file_system_type>,
+    busy: core::sync::atomic::AtomicBool,
     _p: PhantomData<T>,
 }
 
 // SAFETY: The C side synchronises all access to a registered
-// `file_system_type` (`file_systems_lock`, `sb_lock`); before registration
-// only `register` writes it, and `register` takes `&'static self` in the
-// module's `init`, which runs once, before anyone else can see the static.
+// `file_system_type` (`file_systems_lock`, `sb_lock`); outside that, only
+// the one `register` call that won `busy` writes it (type invariant).
 unsafe impl<T: FileSystem> Sync for Registration<T> {}
 
 impl<T: FileSystem> Registration<T> {
@@ -144,20 +185,35 @@ impl<T: FileSystem> Registration<T> {
         fs.init_fs_context = Some(Tables::<T>::init_fs_context);
         fs.kill_sb = Some(Tables::<T>::kill_sb);
         fs.parameters = param::Spec::as_table(T::PARAMS);
-        Self { fs: Opaque::new(fs), _p: PhantomData }
+        Self {
+            fs: Opaque::new(fs),
+            busy: core::sync::atomic::AtomicBool::new(false),
+            _p: PhantomData,
+        }
     }
 
     /// Registers the filesystem with the VFS; it stays registered until the
-    /// returned [`Registered`] is dropped.
+    /// returned [`Registered`] is dropped.  Fails with `EBUSY` while it is
+    /// registered already.
     pub fn register(&'static self, module: &'static ThisModule) -> Result<Registered<T>> {
+        use core::sync::atomic::Ordering;
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(EBUSY);
+        }
         let fs = self.fs.get();
-        // SAFETY: Not yet registered (type invariant: `register` is the only
-        // writer before registration, and it consumes the registration into
-        // a `Registered` below, which unregisters on drop).
+        // SAFETY: We set `busy`, so nobody else writes `fs` and it is not
+        // registered (type invariant).
         unsafe { (*fs).owner = module.as_ptr() };
         // SAFETY: `fs` is a valid, fully initialised `file_system_type` in
         // static storage, as lockdep requires for its keys.
-        to_result(unsafe { bindings::register_filesystem(fs) })?;
+        if let Err(e) = to_result(unsafe { bindings::register_filesystem(fs) }) {
+            self.busy.store(false, Ordering::Release);
+            return Err(e);
+        }
         Ok(Registered { reg: self })
     }
 }
@@ -177,6 +233,10 @@ impl<T: FileSystem> Drop for Registered<T> {
     fn drop(&mut self) {
         // SAFETY: The type was registered by `Registration::register`.
         unsafe { bindings::unregister_filesystem(self.reg.fs.get()) };
+        // INVARIANT: Unregistered: another `register` may write it now.
+        self.reg
+            .busy
+            .store(false, core::sync::atomic::Ordering::Release);
     }
 }
 
@@ -198,7 +258,8 @@ impl<T: FileSystem> Tables<T> {
     /// Called by the VFS with a new `fs_context` for this filesystem type.
     unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -> core::ffi::c_int {
         from_result(|| {
-            let opts = crate::alloc::KBox::new(T::Options::default(), crate::alloc::flags::GFP_KERNEL)?;
+            let opts =
+                crate::alloc::KBox::new(T::Options::default(), crate::alloc::flags::GFP_KERNEL)?;
             // SAFETY: `fc` is valid (function safety requirement); the
             // options are freed in `free`, which the VFS calls exactly once.
             unsafe {
@@ -237,13 +298,21 @@ impl<T: FileSystem> Tables<T> {
     /// # Safety
     ///
     /// Called by the VFS with a valid context and parameter.
-    unsafe extern "C" fn parse_param(fc: *mut bindings::fs_context, p: *mut bindings::fs_parameter) -> core::ffi::c_int {
+    unsafe extern "C" fn parse_param(
+        fc: *mut bindings::fs_context,
+        p: *mut bindings::fs_parameter,
+    ) -> core::ffi::c_int {
         from_result(|| {
             let mut result = core::mem::MaybeUninit::<bindings::fs_parse_result>::zeroed();
             // SAFETY: `fc` and `p` are valid; the table is `T::PARAMS`,
             // terminated by `Spec::END` (checked when it was made a table).
             let opt = unsafe {
-                bindings::__fs_parse(&mut (*fc).log, param::Spec::as_table(T::PARAMS), p, result.as_mut_ptr())
+                bindings::__fs_parse(
+                    &mut (*fc).log,
+                    param::Spec::as_table(T::PARAMS),
+                    p,
+                    result.as_mut_ptr(),
+                )
             };
             if opt < 0 {
                 return Err(crate::error::Error::from_errno(opt));
@@ -268,7 +337,10 @@ impl<T: FileSystem> Tables<T> {
     ///
     /// Called by `get_tree_bdev` with a new, locked super block whose block
     /// device is open.
-    unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_context) -> core::ffi::c_int {
+    unsafe extern "C" fn fill_super(
+        sb: *mut bindings::super_block,
+        fc: *mut bindings::fs_context,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: `fc` comes from `init_fs_context`.
             let opts = core::mem::take(unsafe { Self::options(fc) });
@@ -284,7 +356,9 @@ impl<T: FileSystem> Tables<T> {
             let root = T::root(sbr)?;
             // SAFETY: `d_make_root` consumes the inode reference (on failure
             // too), which `into_raw` hands over.
-            let dentry = unsafe { bindings::d_make_root(crate::types::ARef::into_raw(root).as_ptr().cast()) };
+            let dentry = unsafe {
+                bindings::d_make_root(crate::types::ARef::into_raw(root).as_ptr().cast())
+            };
             if dentry.is_null() {
                 return Err(ENOMEM);
             }

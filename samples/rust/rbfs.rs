@@ -57,7 +57,11 @@ struct RbfsModule {
 impl kernel::Module for RbfsModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let fs = RBFS_TYPE.register(module)?;
-        pr_info!("rbfs {} loaded (on-disk format version {})\n", VERSION, format::VERSION);
+        pr_info!(
+            "rbfs {} loaded (on-disk format version {})\n",
+            VERSION,
+            format::VERSION
+        );
         Ok(RbfsModule { _fs: fs })
     }
 }

@@ -16,7 +16,6 @@
 
 use crate::bindings;
 use crate::error::{Error, Result};
-use crate::fs::folio::{Folio, Submittable};
 use crate::types::Opaque;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -39,7 +38,9 @@ impl Bio {
             return Ok(());
         }
         // SAFETY: `blk_status_to_errno` maps any status to an errno.
-        Err(Error::from_errno(unsafe { bindings::blk_status_to_errno(st) }))
+        Err(Error::from_errno(unsafe {
+            bindings::blk_status_to_errno(st)
+        }))
     }
 
     /// The first sector the bio was submitted for.
@@ -51,82 +52,71 @@ impl Bio {
     }
 
     /// The folio segments of the bio: each folio with the byte range of it
-    /// the bio covers.
+    /// the bio covers (`bio_for_each_folio_all`).
     pub fn folio_segments(&self) -> FolioSegments<'_> {
-        // SAFETY: All-zero is a valid `folio_iter` for `bio_first_folio` to
-        // fill in.
-        let mut fi: bindings::folio_iter = unsafe { core::mem::zeroed() };
-        // SAFETY: The bio is valid and complete; its vectors are intact.
-        unsafe { bindings::bio_first_folio(&mut fi, self.as_raw(), 0) };
-        FolioSegments { bio: self, fi, started: false }
+        // SAFETY: The bio is valid for `'_` and its vectors are intact.
+        unsafe { FolioSegments::new(self.as_raw()) }
     }
 }
 
-/// Iterator over a completed bio's folio segments (`bio_for_each_folio_all`).
+/// Iterator over a bio's folio segments (`bio_for_each_folio_all`).
 pub struct FolioSegments<'a> {
-    bio: &'a Bio,
+    bio: *mut bindings::bio,
     fi: bindings::folio_iter,
     started: bool,
+    _p: PhantomData<&'a Bio>,
 }
 
-/// One folio segment of a bio.
-pub struct FolioSegment<'a> {
-    /// The folio (pinned by its writeback until the caller ends it).
-    pub folio: &'a Folio,
+impl FolioSegments<'_> {
+    /// # Safety
+    ///
+    /// `bio` is valid, with its vectors intact, for the iterator's life.
+    unsafe fn new(bio: *mut bindings::bio) -> Self {
+        // SAFETY: All-zero is a valid `folio_iter` for `bio_first_folio` to
+        // fill in.
+        let mut fi: bindings::folio_iter = unsafe { core::mem::zeroed() };
+        // SAFETY: Per the safety requirements.
+        unsafe { bindings::bio_first_folio(&mut fi, bio, 0) };
+        FolioSegments {
+            bio,
+            fi,
+            started: false,
+            _p: PhantomData,
+        }
+    }
+}
+
+/// One folio segment of a bio.  The block layer does not pin the folio:
+/// whoever built the bio knows what keeps it alive (for the filesystem's
+/// write bios, the folio's writeback).
+#[derive(Clone, Copy)]
+pub struct FolioSegment {
+    /// The folio.
+    pub folio: NonNull<bindings::folio>,
     /// Byte offset of the segment in the folio.
     pub offset: usize,
     /// Length of the segment in bytes.
     pub length: usize,
 }
 
-impl<'a> FolioSegment<'a> {
-    /// Takes the folio's per-folio completion lock (the first buffer's
-    /// uptodate lock); `None` if the folio has no buffers.
-    pub fn uptodate_lock(&self) -> Option<crate::fs::folio::UptodateLock<'a>> {
-        // SAFETY: Segments come only from write bios built of `Submittable`
-        // buffers (`NewBio::add`), so the folio is under writeback, and this
-        // is the completion of some of its async-write buffers.
-        unsafe { self.folio.uptodate_lock() }
-    }
+impl Iterator for FolioSegments<'_> {
+    type Item = FolioSegment;
 
-    /// Records a write error on the folio's mapping, so that `fsync` and
-    /// `close` report it (`mapping_set_error`).  Call before ending the
-    /// folio's writeback.
-    pub fn set_mapping_error(&self, e: Error) {
-        // SAFETY: A folio under writeback stays in its mapping.
-        unsafe { bindings::mapping_set_error(self.folio.mapping_raw(), e.to_errno()) };
-    }
-
-    /// The name of the device the folio's file is on (for messages).
-    pub fn device_name(&self) -> &'a crate::str::CStr {
-        // SAFETY: As for `ino`; `s_id` is NUL terminated and fixed.
-        unsafe { crate::str::CStr::from_char_ptr((*(*(*self.folio.mapping_raw()).host).i_sb).s_id.as_ptr()) }
-    }
-
-    /// The inode number of the file the folio belongs to (for messages).
-    pub fn ino(&self) -> u64 {
-        // SAFETY: A folio under writeback stays in its mapping, whose host
-        // is pinned by the writeback.
-        unsafe { (*(*self.folio.mapping_raw()).host).i_ino as u64 }
-    }
-}
-
-impl<'a> Iterator for FolioSegments<'a> {
-    type Item = FolioSegment<'a>;
-
-    fn next(&mut self) -> Option<FolioSegment<'a>> {
+    fn next(&mut self) -> Option<FolioSegment> {
         if self.started {
             // SAFETY: Continues the iteration `bio_first_folio` began. The
             // iterator reads the next folio pointer from the bio's vectors
             // (and `_next`, computed before the previous folio was yielded),
             // not from the previous folio, which may be gone.
-            unsafe { bindings::bio_next_folio(&mut self.fi, self.bio.as_raw()) };
+            unsafe { bindings::bio_next_folio(&mut self.fi, self.bio) };
         }
         self.started = true;
         let folio = NonNull::new(self.fi.folio)?;
-        // SAFETY: Every buffer in a write bio came from a `Submittable`, so
-        // its folio is under writeback, pinned until the caller ends it.
-        Some(FolioSegment { folio: unsafe { Folio::from_raw(folio.as_ptr()) }, offset: self.fi.offset, length: self.fi.length })
+        Some(FolioSegment {
+            folio,
+            offset: self.fi.offset,
+            length: self.fi.length,
+        })
     }
 }
 
@@ -149,14 +139,15 @@ unsafe impl<E: EndIo> Send for NewBio<E> {}
 
 impl<E: EndIo> NewBio<E> {
     /// Allocates a write bio for `bdev` starting at `sector`, with room
-    /// for `nr_vecs` segments and request flags `flags` (e.g. from
-    /// [`crate::fs::writeback::WritebackControl::write_flags`]).
+    /// for `nr_vecs` segments and request flags `flags`.
     ///
     /// With `may_wait`, sleeps for memory and then cannot fail (the bio
     /// set's reserve is used, and refilled as bios complete): submit any
     /// earlier bio first (see the module docs).  Without it, never sleeps
     /// and fails with `ENOMEM` when neither the slab nor the reserve has a
-    /// bio now (for writeback that can come back later).
+    /// bio now (for writeback that can come back later).  `GFP_NOIO`, as
+    /// `fs/buffer.c` and ext4 allocate their write bios: the writer may be
+    /// the one reclaim waits for, so reclaim must not start I/O of its own.
     ///
     /// # Safety
     ///
@@ -168,10 +159,13 @@ impl<E: EndIo> NewBio<E> {
         flags: u32,
         may_wait: bool,
     ) -> Result<Self> {
-        let gfp = if may_wait { bindings::GFP_NOFS } else { bindings::GFP_NOWAIT | bindings::__GFP_NOWARN };
+        let gfp = if may_wait {
+            bindings::GFP_NOIO
+        } else {
+            bindings::GFP_NOWAIT | bindings::__GFP_NOWARN
+        };
         // SAFETY: `bdev` per the safety requirements; `fs_bio_set` is the
-        // kernel's bio set for filesystems; GFP_NOFS keeps reclaim out of
-        // filesystems while we build.
+        // kernel's bio set for filesystems.
         let bio = unsafe {
             bindings::bio_alloc_bioset(
                 bdev,
@@ -184,14 +178,20 @@ impl<E: EndIo> NewBio<E> {
         let bio = NonNull::new(bio).ok_or(crate::error::code::ENOMEM)?;
         // SAFETY: A new bio is ours.
         unsafe { (*bio.as_ptr()).bi_iter.bi_sector = sector };
-        Ok(Self { bio, _p: PhantomData })
+        Ok(Self {
+            bio,
+            _p: PhantomData,
+        })
     }
 
-    /// The sector just past the data added so far: the next buffer is
+    /// The sector just past the data added so far: the next block is
     /// contiguous if it starts there.
     pub fn end_sector(&self) -> u64 {
         // SAFETY: The bio is ours until submitted.
-        unsafe { (*self.bio.as_ptr()).bi_iter.bi_sector + ((*self.bio.as_ptr()).bi_iter.bi_size as u64 >> 9) }
+        unsafe {
+            (*self.bio.as_ptr()).bi_iter.bi_sector
+                + ((*self.bio.as_ptr()).bi_iter.bi_size as u64 >> 9)
+        }
     }
 
     /// Whether nothing was added yet.
@@ -200,19 +200,29 @@ impl<E: EndIo> NewBio<E> {
         unsafe { (*self.bio.as_ptr()).bi_iter.bi_size == 0 }
     }
 
-    /// Adds a buffer's block; gives it back if the bio is full.
-    pub fn add<'a>(&mut self, buffer: Submittable<'a>) -> core::result::Result<(), Submittable<'a>> {
-        let bh = buffer.head();
-        // SAFETY: The bio is ours; the buffer's folio is pinned by its
-        // writeback and the range lies inside it.
-        let added = unsafe {
-            bindings::bio_add_folio(self.bio.as_ptr(), bh.folio_raw(), bh.size(), bh.offset_in_folio())
-        };
-        if added {
-            Ok(())
-        } else {
-            Err(buffer)
-        }
+    /// Adds `len` bytes at `offset` of `folio` (`bio_add_folio`); returns
+    /// whether they fit.
+    ///
+    /// # Safety
+    ///
+    /// The range lies inside the folio, and the folio stays pinned until
+    /// the bio completes or, if it is never submitted, is dropped; what
+    /// pins it is the caller's to release (in `E::end_io`, or before the
+    /// drop, e.g. by walking [`Self::folio_segments`]).
+    pub unsafe fn add_folio(
+        &mut self,
+        folio: *mut bindings::folio,
+        len: usize,
+        offset: usize,
+    ) -> bool {
+        // SAFETY: The bio is ours; the rest per the safety requirements.
+        unsafe { bindings::bio_add_folio(self.bio.as_ptr(), folio, len, offset) }
+    }
+
+    /// The folio segments added so far.
+    pub fn folio_segments(&self) -> FolioSegments<'_> {
+        // SAFETY: The bio is ours and valid while borrowed.
+        unsafe { FolioSegments::new(self.bio.as_ptr()) }
     }
 
     /// Submits the bio.  It may complete (and run `E::end_io`) before this

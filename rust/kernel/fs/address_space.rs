@@ -32,7 +32,11 @@ pub trait Operations {
     /// in the file and on the device (`max` is at least 1).  The read side
     /// maps a whole readahead batch with few calls that way, as ext2's
     /// `get_block` does.
-    fn map_block(inode: &INode<Self::FileSystem>, index: u64, max: u64) -> Result<Option<(u64, u64)>>;
+    fn map_block(
+        inode: &INode<Self::FileSystem>,
+        index: u64,
+        max: u64,
+    ) -> Result<Option<(u64, u64)>>;
 
     /// Maps block `index` for a write: returns its device block, allocating
     /// it if needed, and whether it was allocated now.  The kernel zeroes
@@ -57,14 +61,20 @@ pub trait Operations {
     }
 
     /// Writes back the dirty folios `iter` hands out (`->writepages`).
-    /// Returning early is allowed: the loop is drained afterwards.
+    /// Returning early is allowed: the loop is drained afterwards, the
+    /// folios left are redirtied, and under `WB_SYNC_ALL` the call then
+    /// fails ([`Iter::finish`]), so `fsync` never succeeds with them dirty.
     fn writepages(_inode: &INode<Self::FileSystem>, _iter: &mut Iter<'_>) -> Result {
         Err(EINVAL)
     }
 
     /// Writes back one locked folio for reclaim or migration
     /// (`->writepage`); the folio is unlocked when `folio` is dropped.
-    fn writepage(_inode: &INode<Self::FileSystem>, _folio: Locked<'_>, _wbc: &mut WritebackControl) -> Result {
+    fn writepage(
+        _inode: &INode<Self::FileSystem>,
+        _folio: Locked<'_>,
+        _wbc: &mut WritebackControl,
+    ) -> Result {
         Err(EINVAL)
     }
 
@@ -90,7 +100,9 @@ pub fn generic_sync_metadata<T: FileSystem>(inode: &INode<T>, datasync: bool) ->
     // SAFETY: A valid inode; reading `i_state` without `i_lock` is what
     // `__generic_file_fsync` does (a stale value only costs a write).
     let state = u64::from(unsafe { (*raw).i_state });
-    if state & u64::from(bindings::I_DIRTY_ALL) == 0 || (datasync && state & u64::from(bindings::I_DIRTY_DATASYNC) == 0) {
+    if state & u64::from(bindings::I_DIRTY_ALL) == 0
+        || (datasync && state & u64::from(bindings::I_DIRTY_DATASYNC) == 0)
+    {
         return Ok(());
     }
     // SAFETY: A valid inode of a mounted filesystem; the caller holds no
@@ -119,7 +131,11 @@ pub fn sync_buffers<T: FileSystem>(inode: &INode<T>) -> Result {
 /// writer holding `i_rwsem` may itself be waiting for writeback in
 /// `balance_dirty_pages`).  With `wait` true the caller must hold neither
 /// lock.
-pub fn exclude_writers<T: FileSystem, R>(inode: &INode<T>, wait: bool, f: impl FnOnce() -> R) -> Option<R> {
+pub fn exclude_writers<T: FileSystem, R>(
+    inode: &INode<T>,
+    wait: bool,
+    f: impl FnOnce() -> R,
+) -> Option<R> {
     let raw = inode.as_raw();
     // SAFETY: A valid inode and its mapping; `inode_lock` is `down_write`
     // of `i_rwsem`, `filemap_invalidate_lock` that of `invalidate_lock`.
@@ -184,7 +200,10 @@ pub fn write_and_wait<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> 
 
 /// An `address_space_operations` table.
 #[repr(transparent)]
-pub struct Ops<T: FileSystem>(pub(crate) bindings::address_space_operations, PhantomData<T>);
+pub struct Ops<T: FileSystem>(
+    pub(crate) bindings::address_space_operations,
+    PhantomData<T>,
+);
 
 // SAFETY: Immutable table of function pointers.
 unsafe impl<T: FileSystem> Sync for Ops<T> {}
@@ -225,7 +244,13 @@ impl<T: FileSystem> Ops<T> {
 pub fn zero_partial_block<U: Operations>(inode: &INode<U::FileSystem>, from: u64) -> Result {
     // SAFETY: The inode's mapping has `U`'s operations (it is one of `U`'s
     // filesystem's block-mapped files); the caller holds `i_rwsem`.
-    let r = unsafe { bindings::block_truncate_page((*inode.as_raw()).i_mapping, from as i64, Some(Table::<U>::get_block)) };
+    let r = unsafe {
+        bindings::block_truncate_page(
+            (*inode.as_raw()).i_mapping,
+            from as i64,
+            Some(Table::<U>::get_block),
+        )
+    };
     crate::error::to_result(r)
 }
 
@@ -234,7 +259,11 @@ pub fn zero_partial_block<U: Operations>(inode: &INode<U::FileSystem>, from: u64
 /// the new size), all under the mapping's invalidate lock, so that no page
 /// fault maps a page or allocates a block beyond the new size meanwhile.
 /// Waits for writeback of the pages removed.
-pub fn truncate<T: FileSystem>(inode: &INode<T>, size: u64, free: impl FnOnce() -> Result) -> Result {
+pub fn truncate<T: FileSystem>(
+    inode: &INode<T>,
+    size: u64,
+    free: impl FnOnce() -> Result,
+) -> Result {
     // SAFETY: A valid inode whose `i_rwsem` the caller holds (setattr or
     // eviction); the invalidate lock is taken and released here.
     unsafe {
@@ -267,13 +296,16 @@ impl<U: Operations> Table<U> {
     ///
     /// Called by `mmap(2)` with an open file of `U`'s filesystem and the
     /// new vma, whose `vm_ops` we may set.
-    pub(crate) unsafe extern "C" fn mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> core::ffi::c_int {
+    pub(crate) unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> core::ffi::c_int {
         // SAFETY: Per the safety requirements; this is `generic_file_mmap`
         // with our vm operations (`file_accessed` is `touch_atime` unless
         // the file was opened `O_NOATIME`).
         unsafe {
             if (*file).f_flags & bindings::O_NOATIME == 0 {
-                bindings::touch_atime(&mut (*file).f_path);
+                bindings::touch_atime(core::ptr::addr_of_mut!((*file).f_path));
             }
             (*vma).vm_ops = &Self::VM_OPS;
         }
@@ -397,7 +429,10 @@ impl<U: Operations> Table<U> {
     ///
     /// Called by `bmap(2)`/`FIBMAP` with the mapping of a file of `U`'s
     /// filesystem.
-    unsafe extern "C" fn bmap(mapping: *mut bindings::address_space, block: bindings::sector_t) -> bindings::sector_t {
+    unsafe extern "C" fn bmap(
+        mapping: *mut bindings::address_space,
+        block: bindings::sector_t,
+    ) -> bindings::sector_t {
         // SAFETY: Per the safety requirements; `generic_block_bmap` calls
         // `get_block` without creating.
         unsafe { bindings::generic_block_bmap(mapping, block, Some(Self::get_block)) }
@@ -411,7 +446,9 @@ impl<U: Operations> Table<U> {
     ///
     /// Called by the fault handler with a fault on a shared mapping of a
     /// file of `U`'s filesystem.
-    pub(crate) unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    pub(crate) unsafe extern "C" fn page_mkwrite(
+        vmf: *mut bindings::vm_fault,
+    ) -> bindings::vm_fault_t {
         // SAFETY: Per the safety requirements: the vma and its file are
         // valid for the fault; the order is ext4's (freeze protection,
         // time update, invalidate lock against truncation).
@@ -454,7 +491,9 @@ impl<U: Operations> Table<U> {
             let i = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
             U::begin_write(i, pos, len)?;
             // SAFETY: Per the safety requirements.
-            let r = unsafe { bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block_write)) };
+            let r = unsafe {
+                bindings::block_write_begin(mapping, pos, len, foliop, Some(Self::get_block_write))
+            };
             if r < 0 {
                 Self::failed(i, pos as u64 + u64::from(len));
             }
@@ -497,7 +536,8 @@ impl<U: Operations> Table<U> {
     ) -> core::ffi::c_int {
         // SAFETY: Per the safety requirements; `generic_write_end` unlocks
         // and releases the folio and updates the size.
-        let r = unsafe { bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata) };
+        let r =
+            unsafe { bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata) };
         if r < len as core::ffi::c_int {
             // SAFETY: As in `write_begin`.
             let i = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
@@ -533,7 +573,10 @@ impl<U: Operations> Table<U> {
     ///
     /// Called by reclaim or migration with a locked page-cache page of a
     /// file of `U`'s filesystem; the callee unlocks it.
-    unsafe extern "C" fn writepage(page: *mut bindings::page, wbc: *mut bindings::writeback_control) -> core::ffi::c_int {
+    unsafe extern "C" fn writepage(
+        page: *mut bindings::page,
+        wbc: *mut bindings::writeback_control,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: A locked page-cache page; its folio is pinned by the
             // mapping while locked.
@@ -541,7 +584,8 @@ impl<U: Operations> Table<U> {
             // SAFETY: Locked and in the page cache of an inode of `U`'s
             // filesystem, which the mapping pins.
             let i = unsafe { INode::<U::FileSystem>::from_raw((*folio.mapping_raw()).host) };
-            // SAFETY: The caller hands us the folio lock.
+            // SAFETY: The caller hands us the folio lock; reclaim and
+            // migration write back only folios not under writeback.
             let locked = unsafe { Locked::assume_locked(folio) };
             // SAFETY: `wbc` is valid and ours for the call.
             let wbc = unsafe { WritebackControl::from_raw(wbc) };
@@ -554,7 +598,10 @@ impl<U: Operations> Table<U> {
     ///
     /// Called by the page cache with a locked folio of a file of `U`'s
     /// filesystem.
-    unsafe extern "C" fn read_folio(_file: *mut bindings::file, folio: *mut bindings::folio) -> core::ffi::c_int {
+    unsafe extern "C" fn read_folio(
+        _file: *mut bindings::file,
+        folio: *mut bindings::folio,
+    ) -> core::ffi::c_int {
         // SAFETY: Per the safety requirements; `block_read_full_folio`
         // unlocks the folio.
         unsafe { bindings::block_read_full_folio(folio, Some(Self::get_block)) }

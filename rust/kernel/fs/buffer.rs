@@ -62,27 +62,68 @@ impl BufferHead {
     }
 
     /// Whether state bit `s` is set.
-    pub fn test(&self, s: State) -> bool {
+    pub(crate) fn test(&self, s: State) -> bool {
         // SAFETY: An atomic `test_bit` on `b_state` of a valid buffer.
         unsafe { bindings::bh_test_state(self.as_raw(), s as u32) }
     }
 
-    /// Sets state bit `s` (atomically).
-    pub fn set(&self, s: State) {
+    /// Sets state bit `s` (atomically).  Crate-private: `BH_Lock`,
+    /// `BH_Async_Write` and `BH_Uptodate` carry the invariants of the
+    /// buffer lock and of folio writeback, and change only through the
+    /// typestate methods that keep them ([`BufferLock`], the marking and
+    /// completion in [`super::folio`]).
+    pub(crate) fn set(&self, s: State) {
         // SAFETY: An atomic `set_bit` on `b_state` of a valid buffer.
         unsafe { bindings::bh_set_state(self.as_raw(), s as u32) }
     }
 
-    /// Clears state bit `s` (atomically).
-    pub fn clear(&self, s: State) {
+    /// Clears state bit `s` (atomically).  Crate-private, see [`Self::set`].
+    pub(crate) fn clear(&self, s: State) {
         // SAFETY: An atomic `clear_bit` on `b_state` of a valid buffer.
         unsafe { bindings::bh_clear_state(self.as_raw(), s as u32) }
     }
 
-    /// Clears state bit `s` and returns whether it was set.
-    pub fn test_and_clear(&self, s: State) -> bool {
+    /// Clears state bit `s` and returns whether it was set.  Crate-private,
+    /// see [`Self::set`].
+    pub(crate) fn test_and_clear(&self, s: State) -> bool {
         // SAFETY: An atomic `test_and_clear_bit` on `b_state`.
         unsafe { bindings::bh_test_and_clear_state(self.as_raw(), s as u32) }
+    }
+
+    /// Whether the buffer holds valid data (`buffer_uptodate`).
+    pub fn is_uptodate(&self) -> bool {
+        self.test(State::Uptodate)
+    }
+
+    /// Whether the buffer is dirty (`buffer_dirty`).
+    pub fn is_dirty(&self) -> bool {
+        self.test(State::Dirty)
+    }
+
+    /// Whether the buffer is locked (`buffer_locked`).
+    pub fn is_locked(&self) -> bool {
+        self.test(State::Lock)
+    }
+
+    /// Whether the buffer has a disk mapping (`buffer_mapped`).
+    pub fn is_mapped(&self) -> bool {
+        self.test(State::Mapped)
+    }
+
+    /// Whether the buffer was just allocated by `get_block` (`buffer_new`).
+    pub fn is_new(&self) -> bool {
+        self.test(State::New)
+    }
+
+    /// Whether the buffer is under an asynchronous write that will end its
+    /// folio's writeback (`buffer_async_write`).
+    pub fn is_async_write(&self) -> bool {
+        self.test(State::AsyncWrite)
+    }
+
+    /// Whether the last write of the buffer failed (`buffer_write_io_error`).
+    pub fn has_write_io_error(&self) -> bool {
+        self.test(State::WriteIoError)
     }
 
     /// Takes the buffer lock, sleeping if needed.
@@ -93,6 +134,7 @@ impl BufferHead {
         // SAFETY: A valid buffer; `lock_buffer` may sleep, which the caller
         // allows by calling this.
         unsafe { bindings::lock_buffer(self.as_raw()) };
+        // INVARIANT: Locked just now, by us.
         BufferLock(self)
     }
 
@@ -100,6 +142,7 @@ impl BufferHead {
     pub fn try_lock(&self) -> Option<BufferLock<'_>> {
         // SAFETY: A valid buffer.
         if unsafe { bindings::trylock_buffer(self.as_raw()) } != 0 {
+            // INVARIANT: `trylock_buffer` took the lock for us.
             Some(BufferLock(self))
         } else {
             None
@@ -108,26 +151,48 @@ impl BufferHead {
 }
 
 /// The lock of a buffer (`BH_Lock`), held; released when dropped.
+///
+/// The lock of a buffer of a folio that is being prepared for writeback
+/// comes from [`super::folio::Candidate`] instead, which can also hand the
+/// lock over to the write.  A lock taken here never carries a write.
+///
+/// Safe code cannot release a buffer lock it does not hold: the state bits
+/// change only inside the kernel crate.
+///
+/// ```ignore
+/// // compile_fail: E0624
+/// use kernel::fs::buffer::BufferHead;
+/// fn f(bh: &BufferHead) {
+///     bh.clear(kernel::fs::buffer::State::Lock); // ERROR
+/// }
+/// ```
+///
+/// Nor can it hand such a lock over to a write: only the lock of a buffer
+/// of a folio prepared for writeback can be ([`super::folio::CandidateLock`]).
+///
+/// ```ignore
+/// // compile_fail: E0599
+/// use kernel::fs::buffer::BufferHead;
+/// fn f(bh: &BufferHead) {
+///     let lock = bh.lock();
+///     lock.mark_if_dirty(); // ERROR
+/// }
+/// ```
+///
+/// # Invariants
+///
+/// The holder owns the buffer's lock.
 pub struct BufferLock<'a>(&'a BufferHead);
-
-impl BufferLock<'_> {
-    /// Marks the buffer `BH_Async_Write`: the lock passes to the write, and
-    /// its completion releases it.
-    pub fn mark_async_write(self) {
-        let bh = core::mem::ManuallyDrop::new(self).0;
-        // SAFETY: A valid buffer whose lock we hold and hand over.
-        unsafe { bindings::mark_buffer_async_write(bh.as_raw()) }
-    }
-}
 
 impl Drop for BufferLock<'_> {
     fn drop(&mut self) {
-        // SAFETY: We hold the lock.
+        // SAFETY: We own the lock (type invariant).
         unsafe { bindings::unlock_buffer(self.0.as_raw()) }
     }
 }
 
-/// Buffer state bits (`enum bh_state_bits`).
+/// Buffer state bits (`enum bh_state_bits`).  Read through the predicates
+/// of [`BufferHead`]; changed only inside the kernel crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum State {
@@ -241,7 +306,10 @@ impl Buffer {
     pub fn lock(&self) -> BufferData<'_> {
         // SAFETY: We hold a reference, so the buffer head is valid.
         unsafe { bindings::lock_buffer(self.bh.as_ptr()) };
-        BufferData { buf: self, dirty: false }
+        BufferData {
+            buf: self,
+            dirty: false,
+        }
     }
 
     /// Writes the block to the disk now if it is dirty, and waits for the
@@ -320,7 +388,9 @@ impl BufferData<'_> {
         // from the device; `bforget` aside, which only its owner calls).
         // SAFETY: Up to date, referenced, `b_size` bytes of lowmem (type
         // invariants of `Buffer`); we hold the lock, so nothing writes them.
-        unsafe { core::slice::from_raw_parts((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size) }
+        unsafe {
+            core::slice::from_raw_parts((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size)
+        }
     }
 
     /// Whether the contents passed the filesystem's checks since they were
@@ -355,7 +425,9 @@ impl BufferData<'_> {
         self.dirty = true;
         // SAFETY: As in `data`; `&mut self` makes this the only reference
         // to the contents handed out through this lock.
-        unsafe { core::slice::from_raw_parts_mut((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size) }
+        unsafe {
+            core::slice::from_raw_parts_mut((*self.raw()).b_data.cast::<u8>(), (*self.raw()).b_size)
+        }
     }
 
     /// Marks the buffer dirty and associates it with `inode`, so that

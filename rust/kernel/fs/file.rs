@@ -54,7 +54,15 @@ impl DirEmitter<'_> {
     pub fn emit(&mut self, name: &[u8], ino: u64, dtype: u8) -> bool {
         // SAFETY: `ctx` is the live context of this `iterate_shared` call;
         // `name` is valid for its length.
-        unsafe { bindings::dir_emit(self.ctx, name.as_ptr().cast(), name.len() as i32, ino, dtype as u32) }
+        unsafe {
+            bindings::dir_emit(
+                self.ctx,
+                name.as_ptr().cast(),
+                name.len() as i32,
+                ino,
+                dtype as u32,
+            )
+        }
     }
 }
 
@@ -125,13 +133,18 @@ impl<U: Operations> DirTable<U> {
     ///
     /// Called by the VFS with an open directory of `U`'s filesystem (its
     /// inode's `i_rwsem` held shared) and a valid context.
-    unsafe extern "C" fn iterate_shared(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> core::ffi::c_int {
+    unsafe extern "C" fn iterate_shared(
+        file: *mut bindings::file,
+        ctx: *mut bindings::dir_context,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: An open file pins its inode, initialised and of `U`'s
             // filesystem since `i_fop` came from `Ops::dir::<U>`.
             let dir = unsafe { INode::<U::FileSystem>::from_raw((*file).f_inode) };
-            // SAFETY: The context is valid and ours for the call.
-            let mut emitter = DirEmitter { ctx: unsafe { &mut *ctx } };
+            let mut emitter = DirEmitter {
+                // SAFETY: The context is valid and ours for the call.
+                ctx: unsafe { &mut *ctx },
+            };
             U::read_dir(dir, &mut emitter)?;
             Ok(0)
         })

@@ -258,8 +258,11 @@ impl<T: FileSystem> Lookup<T> {
         let inode = unsafe { bindings::iget_locked(sb.as_raw(), ino as _) };
         let inode = NonNull::new(inode).ok_or(ENOMEM)?;
         // SAFETY: `iget_locked` returned a referenced inode.
-        if unsafe { (*inode.as_ptr()).i_state } & bindings::I_NEW as u32 != 0 {
-            Ok(Lookup::New(New { inode, _p: PhantomData }))
+        if unsafe { (*inode.as_ptr()).i_state } & bindings::I_NEW != 0 {
+            Ok(Lookup::New(New {
+                inode,
+                _p: PhantomData,
+            }))
         } else {
             // SAFETY: Not new, so initialised (`iget_locked` waits for
             // `I_NEW` to clear and retries on inodes that failed); we own
@@ -285,7 +288,11 @@ pub enum Kind<T: FileSystem> {
     /// A directory.
     Dir(&'static Ops<T>, &'static file::Ops<T>),
     /// A regular file, with its inode, file and page-cache operations.
-    Reg(&'static Ops<T>, &'static file::Ops<T>, &'static address_space::Ops<T>),
+    Reg(
+        &'static Ops<T>,
+        &'static file::Ops<T>,
+        &'static address_space::Ops<T>,
+    ),
     /// A symlink whose target is read through the page cache.
     Symlink(&'static address_space::Ops<T>),
     /// A symlink whose target is kept in the inode (given in
@@ -335,7 +342,11 @@ impl<T: FileSystem> New<T> {
     }
 
     /// Initialises the inode read from the disk and makes it visible.
-    pub fn init(self, params: Params<T>, data: impl PinInit<T::INodeData, Error>) -> Result<ARef<INode<T>>> {
+    pub fn init(
+        self,
+        params: Params<T>,
+        data: impl PinInit<T::INodeData, Error>,
+    ) -> Result<ARef<INode<T>>> {
         self.init_with_link(params, data, None, None)
     }
 
@@ -504,7 +515,10 @@ pub trait Operations {
     type FileSystem: FileSystem;
 
     /// Looks `name` up in the directory `parent`; `None` if it is absent.
-    fn lookup(_parent: &INode<Self::FileSystem>, _name: &[u8]) -> Result<Option<ARef<INode<Self::FileSystem>>>> {
+    fn lookup(
+        _parent: &INode<Self::FileSystem>,
+        _name: &[u8],
+    ) -> Result<Option<ARef<INode<Self::FileSystem>>>> {
         Err(ENOTDIR)
     }
 
@@ -528,18 +542,30 @@ pub trait Operations {
     }
 
     /// Adds the entry `name` for the existing `inode` to `dir`.
-    fn link(_inode: &INode<Self::FileSystem>, _dir: &INode<Self::FileSystem>, _name: &[u8]) -> Result {
+    fn link(
+        _inode: &INode<Self::FileSystem>,
+        _dir: &INode<Self::FileSystem>,
+        _name: &[u8],
+    ) -> Result {
         Err(EPERM)
     }
 
     /// Removes the entry `name` of `inode` (not a directory) from `dir`.
-    fn unlink(_dir: &INode<Self::FileSystem>, _name: &[u8], _inode: &INode<Self::FileSystem>) -> Result {
+    fn unlink(
+        _dir: &INode<Self::FileSystem>,
+        _name: &[u8],
+        _inode: &INode<Self::FileSystem>,
+    ) -> Result {
         Err(EPERM)
     }
 
     /// Removes the directory `inode`, entry `name` of `dir`; fails with
     /// `ENOTEMPTY` if it has entries.
-    fn rmdir(_dir: &INode<Self::FileSystem>, _name: &[u8], _inode: &INode<Self::FileSystem>) -> Result {
+    fn rmdir(
+        _dir: &INode<Self::FileSystem>,
+        _name: &[u8],
+        _inode: &INode<Self::FileSystem>,
+    ) -> Result {
         Err(EPERM)
     }
 
@@ -586,8 +612,10 @@ impl Attr {
 
     /// The new size, if the size changes.
     pub fn size(&self) -> Option<u64> {
-        // SAFETY: As for `valid`; `setattr_prepare` refused negative sizes.
-        self.changes_size().then(|| unsafe { (*self.attr).ia_size } as u64)
+        self.changes_size()
+            // SAFETY: As for `valid`; `setattr_prepare` refused negative
+            // sizes.
+            .then(|| unsafe { (*self.attr).ia_size } as u64)
     }
 
     /// Copies every attribute but the size into `inode` (`setattr_copy`)
@@ -681,8 +709,18 @@ impl<U: Operations> OpsTable<U> {
         target: Option<&crate::str::CStr>,
     ) -> Result<core::ffi::c_int> {
         // SAFETY: Per the safety requirements.
-        let (dir, d) = unsafe { (INode::<U::FileSystem>::from_raw(dir), DEntry::from_raw(dentry)) };
-        let how = Creation { idmap, dir, mode, rdev };
+        let (dir, d) = unsafe {
+            (
+                INode::<U::FileSystem>::from_raw(dir),
+                DEntry::from_raw(dentry),
+            )
+        };
+        let how = Creation {
+            idmap,
+            dir,
+            mode,
+            rdev,
+        };
         let inode = match target {
             Some(t) => U::symlink(&how, d.name(), t)?,
             None => U::create(&how, d.name())?,
@@ -788,7 +826,11 @@ impl<U: Operations> OpsTable<U> {
     unsafe fn victim<'a>(
         dir: *mut bindings::inode,
         dentry: *mut bindings::dentry,
-    ) -> (&'a INode<U::FileSystem>, &'a DEntry, &'a INode<U::FileSystem>) {
+    ) -> (
+        &'a INode<U::FileSystem>,
+        &'a DEntry,
+        &'a INode<U::FileSystem>,
+    ) {
         // SAFETY: Per the safety requirements.
         unsafe {
             (
@@ -802,7 +844,10 @@ impl<U: Operations> OpsTable<U> {
     /// # Safety
     ///
     /// See `victim`.
-    unsafe extern "C" fn unlink(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> core::ffi::c_int {
+    unsafe extern "C" fn unlink(
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: Per the safety requirements.
             let (dir, d, inode) = unsafe { Self::victim(dir, dentry) };
@@ -814,7 +859,10 @@ impl<U: Operations> OpsTable<U> {
     /// # Safety
     ///
     /// See `victim`.
-    unsafe extern "C" fn rmdir(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> core::ffi::c_int {
+    unsafe extern "C" fn rmdir(
+        dir: *mut bindings::inode,
+        dentry: *mut bindings::dentry,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: Per the safety requirements.
             let (dir, d, inode) = unsafe { Self::victim(dir, dentry) };
@@ -867,14 +915,20 @@ impl<U: Operations> OpsTable<U> {
         _flags: u32,
     ) -> *mut bindings::dentry {
         // SAFETY: Per the safety requirements.
-        let (parent, d) = unsafe { (INode::<U::FileSystem>::from_raw(dir), DEntry::from_raw(dentry)) };
+        let (parent, d) = unsafe {
+            (
+                INode::<U::FileSystem>::from_raw(dir),
+                DEntry::from_raw(dentry),
+            )
+        };
         if d.name().len() > bindings::NAME_MAX as usize {
             return crate::error::Error::from_errno(-(bindings::ENAMETOOLONG as i32)).to_ptr();
         }
         match U::lookup(parent, d.name()) {
             Err(e) => e.to_ptr(),
             Ok(found) => {
-                let inode = found.map_or(core::ptr::null_mut(), |i| ARef::into_raw(i).as_ptr().cast());
+                let inode =
+                    found.map_or(core::ptr::null_mut(), |i| ARef::into_raw(i).as_ptr().cast());
                 // SAFETY: `d_splice_alias` takes over the inode reference
                 // (or NULL for a negative entry), also on error.
                 unsafe { bindings::d_splice_alias(inode, d.as_raw()) }
@@ -890,7 +944,9 @@ impl<T: FileSystem> Tables<T> {
     /// # Safety
     ///
     /// Called by the VFS (`alloc_inode`) for a super block of type `T`.
-    pub(crate) unsafe extern "C" fn alloc_inode(_sb: *mut bindings::super_block) -> *mut bindings::inode {
+    pub(crate) unsafe extern "C" fn alloc_inode(
+        _sb: *mut bindings::super_block,
+    ) -> *mut bindings::inode {
         let c = Container::<T> {
             inode: Opaque::uninit(),
             data: MaybeUninit::uninit(),
@@ -918,7 +974,8 @@ impl<T: FileSystem> Tables<T> {
     pub(crate) unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
         // SAFETY: The inode came from `alloc_inode`, so it is in a box of
         // `Container<T>` that we now own again.
-        let mut c = unsafe { KBox::from_raw(crate::container_of!(inode, Container<T>, inode).cast_mut()) };
+        let mut c =
+            unsafe { KBox::from_raw(crate::container_of!(inode, Container<T>, inode).cast_mut()) };
         if c.data_init {
             // SAFETY: Initialised (flag), dropped once (here).
             unsafe { c.data.assume_init_drop() };

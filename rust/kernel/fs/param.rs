@@ -50,8 +50,19 @@ impl Spec {
         data: core::ptr::null(),
     });
 
-    const fn new(name: &'static CStr, opt: u8, type_: bindings::fs_param_type, data: *const core::ffi::c_void) -> Self {
-        Spec(bindings::fs_parameter_spec { name: name.as_char_ptr(), type_, opt, flags: 0, data })
+    const fn new(
+        name: &'static CStr,
+        opt: u8,
+        type_: bindings::fs_param_type,
+        data: *const core::ffi::c_void,
+    ) -> Self {
+        Spec(bindings::fs_parameter_spec {
+            name: name.as_char_ptr(),
+            type_,
+            opt,
+            flags: 0,
+            data,
+        })
     }
 
     /// `name` alone, without a value (`fsparam_flag`).
@@ -67,13 +78,23 @@ impl Spec {
 
     /// `name=N` with `N` an unsigned 32-bit number (`fsparam_u32`).
     pub const fn u32(name: &'static CStr, opt: u8) -> Self {
-        Self::new(name, opt, Some(bindings::fs_param_is_u32), core::ptr::null())
+        Self::new(
+            name,
+            opt,
+            Some(bindings::fs_param_is_u32),
+            core::ptr::null(),
+        )
     }
 
     /// `name=WORD` with `WORD` one of `table`'s names (`fsparam_enum`).
     pub const fn enumerated(name: &'static CStr, opt: u8, table: &'static [Constant]) -> Self {
         Constant::check(table);
-        Self::new(name, opt, Some(bindings::fs_param_is_enum), table.as_ptr().cast())
+        Self::new(
+            name,
+            opt,
+            Some(bindings::fs_param_is_enum),
+            table.as_ptr().cast(),
+        )
     }
 
     /// The number of options in `table`, which must end with [`Spec::END`]
@@ -82,7 +103,10 @@ impl Spec {
         let mut i = 0;
         while i < table.len() {
             if table[i].0.name.is_null() {
-                assert!(i + 1 == table.len(), "Spec::END must be the last entry only");
+                assert!(
+                    i + 1 == table.len(),
+                    "Spec::END must be the last entry only"
+                );
                 return i;
             }
             i += 1;
@@ -106,11 +130,17 @@ unsafe impl Sync for Constant {}
 
 impl Constant {
     /// The terminator every constant table ends with.
-    pub const END: Constant = Constant(bindings::constant_table { name: core::ptr::null(), value: 0 });
+    pub const END: Constant = Constant(bindings::constant_table {
+        name: core::ptr::null(),
+        value: 0,
+    });
 
     /// `name` stands for `value`.
     pub const fn new(name: &'static CStr, value: i32) -> Self {
-        Constant(bindings::constant_table { name: name.as_char_ptr(), value })
+        Constant(bindings::constant_table {
+            name: name.as_char_ptr(),
+            value,
+        })
     }
 
     /// The number of names in `table`, which must end with [`Constant::END`].
@@ -118,7 +148,10 @@ impl Constant {
         let mut i = 0;
         while i < table.len() {
             if table[i].0.name.is_null() {
-                assert!(i + 1 == table.len(), "Constant::END must be the last entry only");
+                assert!(
+                    i + 1 == table.len(),
+                    "Constant::END must be the last entry only"
+                );
                 return i;
             }
             i += 1;
@@ -146,6 +179,9 @@ impl Value {
         // bits; `uint_32` is what `fs_param_is_u32` and `fs_param_is_enum`
         // write, and reading it for a flag yields the zero it was set to.
         let uint = unsafe { r.__bindgen_anon_1.uint_32 };
-        Value { negated: r.negated, uint }
+        Value {
+            negated: r.negated,
+            uint,
+        }
     }
 }

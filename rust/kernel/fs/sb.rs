@@ -71,21 +71,10 @@ impl<T: FileSystem> SuperBlock<T> {
         unsafe { (*self.as_raw()).s_flags |= bindings::SB_RDONLY };
     }
 
-    /// Allocates a write bio for this filesystem's device, starting at
-    /// block `block` (in units of the block size).  Submit any earlier bio
-    /// before calling this (see [`crate::block::bio`]); `may_wait` as for
-    /// [`crate::block::bio::NewBio::alloc_write`].
-    pub fn new_write_bio<E: crate::block::bio::EndIo>(
-        &self,
-        block: u64,
-        nr_vecs: u16,
-        flags: u32,
-        may_wait: bool,
-    ) -> Result<crate::block::bio::NewBio<E>> {
-        let sector = block << (self.block_size().trailing_zeros() - 9);
-        // SAFETY: The device is open for the life of the super block, which
-        // outlives the I/O: unmount writes back and waits for everything.
-        unsafe { crate::block::bio::NewBio::alloc_write((*self.as_raw()).s_bdev, sector, nr_vecs, flags, may_wait) }
+    /// The super block's open block device.
+    pub(crate) fn bdev_raw(&self) -> *mut bindings::block_device {
+        // SAFETY: `s_bdev` is set for the life of a block-device super block.
+        unsafe { (*self.as_raw()).s_bdev }
     }
 
     /// Reads block `block` of the device through the buffer cache.
@@ -131,7 +120,10 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
     ///
     /// `sb` is a new super block of type `T` being filled, valid for `'a`.
     pub(crate) unsafe fn from_raw(sb: *mut bindings::super_block) -> Self {
-        Self { sb, _p: PhantomData }
+        Self {
+            sb,
+            _p: PhantomData,
+        }
     }
 
     pub(crate) fn init_ops(&self) {
@@ -282,7 +274,10 @@ impl<T: FileSystem> Tables<T> {
     ///
     /// Called by the VFS's inode writeback with an initialised inode of a
     /// super block of type `T` and a valid writeback control.
-    unsafe extern "C" fn write_inode(inode: *mut bindings::inode, wbc: *mut bindings::writeback_control) -> core::ffi::c_int {
+    unsafe extern "C" fn write_inode(
+        inode: *mut bindings::inode,
+        wbc: *mut bindings::writeback_control,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: The inode is referenced by the writeback (`I_SYNC`) and
             // was initialised: uninitialised inodes are never dirty.
@@ -319,7 +314,10 @@ impl<T: FileSystem> Tables<T> {
     /// # Safety
     ///
     /// Called by the VFS with an active super block of type `T`.
-    unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: core::ffi::c_int) -> core::ffi::c_int {
+    unsafe extern "C" fn sync_fs(
+        sb: *mut bindings::super_block,
+        wait: core::ffi::c_int,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: Active and filled: `s_fs_info` is set.
             let s = unsafe { SuperBlock::<T>::from_raw(sb) };
@@ -341,7 +339,10 @@ impl<T: FileSystem> Tables<T> {
     ///
     /// Called by the VFS with a dentry of a mounted filesystem of type `T`
     /// and a valid output buffer.
-    unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> core::ffi::c_int {
+    unsafe extern "C" fn statfs(
+        dentry: *mut bindings::dentry,
+        buf: *mut bindings::kstatfs,
+    ) -> core::ffi::c_int {
         from_result(|| {
             // SAFETY: The dentry pins its super block, whose `s_fs_info` is set.
             let sb = unsafe { SuperBlock::<T>::from_raw((*dentry).d_sb) };

@@ -61,27 +61,40 @@ impl<'a> Iter<'a> {
     /// # Safety
     ///
     /// `mapping` is the mapping being written back with `wbc`, valid for `'a`.
-    pub unsafe fn new(mapping: *mut bindings::address_space, wbc: &'a mut WritebackControl) -> Self {
-        Self { mapping, wbc, folio: core::ptr::null_mut(), error: 0, done: false }
+    pub unsafe fn new(
+        mapping: *mut bindings::address_space,
+        wbc: &'a mut WritebackControl,
+    ) -> Self {
+        Self {
+            mapping,
+            wbc,
+            folio: core::ptr::null_mut(),
+            error: 0,
+            done: false,
+        }
     }
 
     /// The next folio to write, locked; `None` at the end.  Unlock it (drop
     /// the guard) before asking for the next: the borrow enforces it.
-    pub fn next(&mut self) -> Option<(Locked<'_>, &mut WritebackControl)> {
+    pub fn next_folio(&mut self) -> Option<(Locked<'_>, &mut WritebackControl)> {
         if self.done {
             return None;
         }
         // SAFETY: `mapping` and `wbc` are valid (constructor requirements);
         // `folio` is null or the previous folio returned by this loop, and
         // `error` the result of writing it.
-        let folio = unsafe { bindings::writeback_iter(self.mapping, self.wbc.as_raw(), self.folio, &mut self.error) };
+        let folio = unsafe {
+            bindings::writeback_iter(self.mapping, self.wbc.as_raw(), self.folio, &mut self.error)
+        };
         self.folio = folio;
         if folio.is_null() {
             self.done = true;
             return None;
         }
         // SAFETY: `writeback_iter` returns the folio locked, in the mapping
-        // (which pins it while locked); its lock is ours to release.
+        // (which pins it while locked), and not under writeback (it waited
+        // for, or skipped, a folio under writeback); its lock is ours to
+        // release.
         let locked = unsafe { Locked::assume_locked(Folio::from_raw(folio)) };
         Some((locked, &mut *self.wbc))
     }
@@ -92,25 +105,36 @@ impl<'a> Iter<'a> {
         self.error = e.to_errno();
     }
 
-    /// Ends the loop and returns its result.
+    /// Ends the loop and returns its result.  Under `WB_SYNC_ALL` every
+    /// folio must have been written: if the filesystem stopped early and
+    /// folios were left for the drain, they are redirtied and the result
+    /// is an error (the filesystem's, or `EIO`), so that `fsync` cannot
+    /// succeed with them dirty.
     pub fn finish(mut self) -> Result {
-        self.drain();
+        let left = self.drain();
         if self.error < 0 {
             Err(Error::from_errno(self.error))
+        } else if left > 0 && self.wbc.sync_all() {
+            Err(crate::error::code::EIO)
         } else {
             Ok(())
         }
     }
 
-    fn drain(&mut self) {
-        while let Some((folio, wbc)) = self.next() {
+    /// Redirties and unlocks the folios the loop still hands out; returns
+    /// how many there were.
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Some((folio, wbc)) = self.next_folio() {
             folio.redirty(wbc);
+            n += 1;
         }
+        n
     }
 }
 
 impl Drop for Iter<'_> {
     fn drop(&mut self) {
-        self.drain();
+        let _ = self.drain();
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::format::{self, Superblock};
 use crate::sb::{corrupt, Rbfs};
-use kernel::fs::buffer::{Buffer, State};
+use kernel::fs::buffer::Buffer;
 use kernel::fs::sb::{NewSuperBlock, SuperBlock};
 use kernel::prelude::*;
 
@@ -108,7 +108,7 @@ fn read_bitmap(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, index: u32)
     let buf = match &st.last_bitmap {
         // A failed write of the block clears its up-to-date state: read
         // it again then.
-        Some((b, buf)) if *b == nr && buf.head().test(State::Uptodate) => buf.clone(),
+        Some((b, buf)) if *b == nr && buf.head().is_uptodate() => buf.clone(),
         _ => {
             let buf = sb.bread(u64::from(nr))?;
             st.last_bitmap = Some((nr, buf.clone()));
@@ -123,7 +123,12 @@ fn read_bitmap(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, index: u32)
 
 /// Finds a clear bit from item `goal` on (wrapping around once), sets it
 /// and returns the item's index in the bitmap (0-based).
-fn take_bit(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, goal: u32) -> Result<Option<u32>> {
+fn take_bit(
+    sb: &SuperBlock<Rbfs>,
+    st: &mut AllocState,
+    map: Map,
+    goal: u32,
+) -> Result<Option<u32>> {
     let (_, blocks, total) = map.region(&sb.data().sb);
     let bpb = format::bitmap_bits_per_block(sb.data().block_log());
     let goal = if goal >= total { 0 } else { goal };
@@ -133,13 +138,14 @@ fn take_bit(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, goal: u32) -> 
         let start = if step == 0 { goal % bpb } else { 0 };
         let buf = read_bitmap(sb, st, map, index)?;
         let mut data = buf.lock();
-        let Some(bit) = format::bitmap_find_free(data.data(), start) else { continue };
+        let Some(bit) = format::bitmap_find_free(data.data(), start) else {
+            continue;
+        };
         let d = data.data_mut();
         // The block was checked (its checksum is right): update the
         // checksum for the one changed byte instead of resealing it all.
-        format::bitmap_set_sealed(d, bit).map_err(|e| {
-            corrupt(sb, format_args!("{} block {}", map.name(), index), e)
-        })?;
+        format::bitmap_set_sealed(d, bit)
+            .map_err(|e| corrupt(sb, format_args!("{} block {}", map.name(), index), e))?;
         return Ok(Some(index * bpb + bit));
     }
     Ok(None)
@@ -153,7 +159,11 @@ pub(crate) fn alloc_block(sb: &SuperBlock<Rbfs>, goal: u32) -> Result<u32> {
     if st.free_blocks == 0 {
         return Err(ENOSPC);
     }
-    let goal = if info.sb.is_data_block(goal) { goal } else { st.block_goal };
+    let goal = if info.sb.is_data_block(goal) {
+        goal
+    } else {
+        st.block_goal
+    };
     let Some(block) = take_bit(sb, &mut st, Map::Blocks, goal)? else {
         // The count said there was one: the count was wrong.
         st.free_blocks = 0;
@@ -162,7 +172,11 @@ pub(crate) fn alloc_block(sb: &SuperBlock<Rbfs>, goal: u32) -> Result<u32> {
     if let Err(e) = info.sb.check_data_block(block) {
         // mkfs marks every metadata block in use: a clear bit there is
         // corruption.  The bit stays set, so the block is not offered again.
-        return Err(corrupt(sb, format_args!("block bitmap: metadata block {} marked free", block), e));
+        return Err(corrupt(
+            sb,
+            format_args!("block bitmap: metadata block {} marked free", block),
+            e,
+        ));
     }
     st.free_blocks -= 1;
     st.block_goal = block + 1;
@@ -192,9 +206,15 @@ pub(crate) fn free_blocks(sb: &SuperBlock<Rbfs>, start: u32, count: u32) -> Resu
             match format::bitmap_clear(d, b % bpb) {
                 Ok(true) => freed += 1,
                 Ok(false) => {
-                    result = Err(corrupt(sb, format_args!("block bitmap: block {} freed twice", b), format::FormatError::BadBitmap("block already free")));
+                    result = Err(corrupt(
+                        sb,
+                        format_args!("block bitmap: block {} freed twice", b),
+                        format::FormatError::BadBitmap("block already free"),
+                    ));
                 }
-                Err(e) => result = Err(corrupt(sb, format_args!("block bitmap block {}", index), e)),
+                Err(e) => {
+                    result = Err(corrupt(sb, format_args!("block bitmap block {}", index), e))
+                }
             }
         }
         let sealed = format::bitmap_seal(d);
@@ -228,7 +248,10 @@ pub(crate) fn alloc_ino(sb: &SuperBlock<Rbfs>) -> Result<u32> {
 /// Frees inode number `ino`.
 pub(crate) fn free_ino(sb: &SuperBlock<Rbfs>, ino: u32) -> Result {
     let info = sb.data();
-    let (block, bit) = info.sb.inode_bit_location(ino).map_err(|e| corrupt(sb, format_args!("freeing inode {}", ino), e))?;
+    let (block, bit) = info
+        .sb
+        .inode_bit_location(ino)
+        .map_err(|e| corrupt(sb, format_args!("freeing inode {}", ino), e))?;
     let index = block - info.sb.layout.ibitmap_start;
     let mut st = info.alloc.lock();
     let buf = read_bitmap(sb, &mut st, Map::Inodes, index)?;
@@ -244,7 +267,11 @@ pub(crate) fn free_ino(sb: &SuperBlock<Rbfs>, ino: u32) -> Result {
             }
             Ok(())
         }
-        Ok(false) => Err(corrupt(sb, format_args!("inode bitmap: inode {} freed twice", ino), format::FormatError::BadBitmap("inode already free"))),
+        Ok(false) => Err(corrupt(
+            sb,
+            format_args!("inode bitmap: inode {} freed twice", ino),
+            format::FormatError::BadBitmap("inode already free"),
+        )),
         Err(e) => Err(corrupt(sb, format_args!("inode bitmap block {}", index), e)),
     }
 }

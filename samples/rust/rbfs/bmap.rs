@@ -26,24 +26,24 @@
 
 use crate::alloc;
 use crate::format::{self, IndirectBlock, N_DIRECT, N_LEVELS};
-use crate::inode::MapState;
+use crate::inode::{MapGuard, MapState};
 use crate::sb::{corrupt, Rbfs};
 use crate::write;
+use kernel::alloc::KVec;
 use kernel::fs::buffer::Buffer;
 use kernel::fs::folio::Locked;
 use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::fs::{address_space, inode, inode::INode, SECTOR_SIZE};
-use kernel::alloc::KVec;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
-use kernel::sync::lock::{mutex::MutexBackend, Guard};
 
 /// Page-cache operations of regular files and long symlinks.
 pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
 
 /// File operations of regular files.
 #[cfg(not(rbfs_mutant_early_sync_completion))]
-pub(crate) static REG_FOPS: kernel::fs::file::Ops<Rbfs> = kernel::fs::file::Ops::read_write_regular::<Mapper>();
+pub(crate) static REG_FOPS: kernel::fs::file::Ops<Rbfs> =
+    kernel::fs::file::Ops::read_write_regular::<Mapper>();
 #[cfg(rbfs_mutant_early_sync_completion)]
 pub(crate) use crate::mutants::REG_FOPS;
 
@@ -182,7 +182,10 @@ fn pending_from(pending: &mut PendingRuns, index: u64) -> Option<Pending> {
 fn pending_at(st: &mut MapState, index: u64, max: u64) -> Option<(u32, u64)> {
     let r = pending_floor(&mut st.pending, index).filter(|r| r.end() > index)?;
     let off = index - r.index;
-    Some((r.block.wrapping_add(off as u32), (u64::from(r.len) - off).min(max).max(1)))
+    Some((
+        r.block.wrapping_add(off as u32),
+        (u64::from(r.len) - off).min(max).max(1),
+    ))
 }
 
 /// Records data block `block` as pending for file block `index` (which is
@@ -194,7 +197,11 @@ fn add_pending(st: &mut MapState, index: u64, block: u32) -> Result {
         if prev.end() > index {
             return Err(EINVAL);
         }
-        if prev.len < u32::MAX && prev.epoch == epoch && prev.end() == index && prev.block.wrapping_add(prev.len) == block {
+        if prev.len < u32::MAX
+            && prev.epoch == epoch
+            && prev.end() == index
+            && prev.block.wrapping_add(prev.len) == block
+        {
             let p = st.pending.get_mut(&prev.index).ok_or(EINVAL)?;
             p.len += 1;
             st.pending_blocks += 1;
@@ -202,7 +209,15 @@ fn add_pending(st: &mut MapState, index: u64, block: u32) -> Result {
         }
     }
     let node = st.spare.take().ok_or(ENOMEM)?;
-    st.pending.insert(node.into_node(index, Pending { index, block, len: 1, epoch }));
+    st.pending.insert(node.into_node(
+        index,
+        Pending {
+            index,
+            block,
+            len: 1,
+            epoch,
+        },
+    ));
     st.pending_blocks += 1;
     Ok(())
 }
@@ -219,7 +234,13 @@ fn recycle(st: &mut MapState, node: RBTreeNode<u64, Pending>) {
 /// goes if none of it stays) and hands their device blocks to `run` to be
 /// freed.  Out of the runs first: should freeing fail part-way, the rest
 /// is leaked (`fsck.rbfs` finds it), never freed twice.
-fn drop_pending(inode: &INode<Rbfs>, st: &mut MapState, r: Pending, from: u64, run: &mut Run) -> Result {
+fn drop_pending(
+    inode: &INode<Rbfs>,
+    st: &mut MapState,
+    r: Pending,
+    from: u64,
+    run: &mut Run,
+) -> Result {
     let stay = (from - r.index) as u32;
     if stay == 0 {
         if let Some(node) = st.pending.remove_node(&r.index) {
@@ -271,12 +292,12 @@ pub(crate) enum Commit {
 /// folio is dirty before that lock is released, so a run whose folios are
 /// neither locked, dirty nor under writeback has its data on the disk.
 pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
-    if crate::inode::is_dir(inode) || inode.data().map.lock().pending_blocks == 0 {
+    if crate::inode::is_dir(inode) || inode.data().lock_map().pending_blocks == 0 {
         return Ok(true);
     }
     let log = inode.super_block().data().block_log();
     if how == Commit::Ready {
-        let mut st = inode.data().map.lock();
+        let mut st = inode.data().lock_map();
         // Allocations from now on start new runs: these can become ready.
         st.epoch += 1;
         let (_, all) = publish_where(inode, &mut st, |r| {
@@ -285,7 +306,7 @@ pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
         return Ok(all);
     }
     let snap = address_space::exclude_writers(inode, how == Commit::Wait, || {
-        let mut st = inode.data().map.lock();
+        let mut st = inode.data().lock_map();
         // Runs never overlap: the first starts lowest, the last ends highest.
         let start = st.pending.cursor_front()?.current().1.index;
         let end = st.pending.cursor_back()?.current().1.end();
@@ -299,14 +320,14 @@ pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
         Some(Some(s)) => s,
     };
     address_space::write_and_wait(inode, start << log, (end << log) - 1)?;
-    let mut st = inode.data().map.lock();
+    let mut st = inode.data().lock_map();
     publish_where(inode, &mut st, |r| r.epoch <= epoch).map(|_| true)
 }
 
 /// Publishes every pending run, whatever its epoch, without writing any
 /// data: for an inode whose page cache is known to be on the disk.
 pub(crate) fn publish_all(inode: &INode<Rbfs>) -> Result<bool> {
-    let mut st = inode.data().map.lock();
+    let mut st = inode.data().lock_map();
     publish_where(inode, &mut st, |_| true).map(|(any, _)| any)
 }
 
@@ -349,8 +370,14 @@ fn publish_run(inode: &INode<Rbfs>, st: &mut MapState, r: Pending) -> Result {
             recycle(st, node);
         } else {
             // Its key changes: the same node goes back in under the new one.
-            let rest = Pending { index: r.index + u64::from(done), block: r.block.wrapping_add(done), len: r.len - done, epoch: r.epoch };
-            st.pending.insert(node.into_reservation().into_node(rest.index, rest));
+            let rest = Pending {
+                index: r.index + u64::from(done),
+                block: r.block.wrapping_add(done),
+                len: r.len - done,
+                epoch: r.epoch,
+            };
+            st.pending
+                .insert(node.into_reservation().into_node(rest.index, rest));
         }
     }
     res
@@ -359,13 +386,21 @@ fn publish_run(inode: &INode<Rbfs>, st: &mut MapState, r: Pending) -> Result {
 /// Writes the pointers of file blocks `index..index + len` (device blocks
 /// from `block` on) into the map, one indirect block at a time.  Returns
 /// how many were written, and the error that stopped it, if any.
-fn set_run(inode: &INode<Rbfs>, st: &mut MapState, index: u64, block: u32, len: u32) -> (u32, Result) {
+fn set_run(
+    inode: &INode<Rbfs>,
+    st: &mut MapState,
+    index: u64,
+    block: u32,
+    len: u32,
+) -> (u32, Result) {
     let log = inode.super_block().data().block_log();
     let mut done = 0u32;
     while done < len {
         let idx = index + u64::from(done);
         let b = block.wrapping_add(done);
-        let Some(path) = format::block_path(log, idx) else { return (done, Err(EFBIG)) };
+        let Some(path) = format::block_path(log, idx) else {
+            return (done, Err(EFBIG));
+        };
         if path.depth == 0 {
             st.ptrs[path.slot] = b;
             done += 1;
@@ -382,7 +417,12 @@ fn set_run(inode: &INode<Rbfs>, st: &mut MapState, index: u64, block: u32, len: 
                 ptr = read_ptr(inode, ptr, path.idx[level])?;
             }
             if ptr == 0 {
-                pr_err!("{}: inode {}: no indirect block for pending block {}\n", inode.super_block().device_name(), inode.ino(), idx);
+                pr_err!(
+                    "{}: inode {}: no indirect block for pending block {}\n",
+                    inode.super_block().device_name(),
+                    inode.ino(),
+                    idx
+                );
                 return Err(EIO);
             }
             let first = path.idx[path.depth - 1] as usize;
@@ -392,7 +432,8 @@ fn set_run(inode: &INode<Rbfs>, st: &mut MapState, index: u64, block: u32, len: 
             let n = (len - done).min(room as u32);
             let d = data.data_mut();
             for k in 0..n {
-                format::indirect_set(d, first + k as usize, b.wrapping_add(k)).map_err(|_| EINVAL)?;
+                format::indirect_set(d, first + k as usize, b.wrapping_add(k))
+                    .map_err(|_| EINVAL)?;
             }
             format::indirect_seal(d).map_err(|_| EINVAL)?;
             data.mark_dirty_for(inode);
@@ -423,7 +464,13 @@ fn indirect<'a>(
 ) -> Result<IndirectBlock<'a>> {
     let sb = inode.super_block();
     data.check_once(|d| IndirectBlock::parse(d, &sb.data().sb).map(|_| ()))
-        .map_err(|e| corrupt(sb, format_args!("inode {} indirect block {}", inode.ino(), block), e))?;
+        .map_err(|e| {
+            corrupt(
+                sb,
+                format_args!("inode {} indirect block {}", inode.ino(), block),
+                e,
+            )
+        })?;
     IndirectBlock::parse_trusted(data.data(), &sb.data().sb).map_err(|_| EINVAL)
 }
 
@@ -461,7 +508,7 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
         // the VFS from asking, so this is a hole if it ever happens.
         return Ok(None);
     };
-    let mut st = inode.data().map.lock();
+    let mut st = inode.data().lock_map();
     if let Some((b, n)) = pending_at(&mut st, index, max) {
         check_block(inode, b)?;
         check_block(inode, b.wrapping_add((n - 1) as u32))?;
@@ -485,13 +532,21 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
     let buf = read_indirect(inode, ptr)?;
     let mut data = buf.lock();
     let ind = indirect(inode, ptr, &mut data)?;
-    run_in(inode, (path.idx[path.depth - 1] as usize..ind.len()).map(|k| ind.get(k)), max)
+    run_in(
+        inode,
+        (path.idx[path.depth - 1] as usize..ind.len()).map(|k| ind.get(k)),
+        max,
+    )
 }
 
 /// The run at the start of `ptrs`, at most `max` (at least 1) long: `None`
 /// for a hole.  Both ends are checked (the data region is one range, so the
 /// blocks between are in it too).
-fn run_in(inode: &INode<Rbfs>, mut ptrs: impl Iterator<Item = u32>, max: u64) -> Result<Option<(u32, u64)>> {
+fn run_in(
+    inode: &INode<Rbfs>,
+    mut ptrs: impl Iterator<Item = u32>,
+    max: u64,
+) -> Result<Option<(u32, u64)>> {
     let first = match ptrs.next() {
         None | Some(0) => return Ok(None),
         Some(b) => b,
@@ -610,15 +665,15 @@ fn set_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) ->
 /// never under it: the mutex is also taken by eviction, which reclaim
 /// reaches (and the module has no `GFP_NOFS` to ask for).  Once set aside,
 /// a node waits there until a new run takes it.
-fn lock_map(inode: &INode<Rbfs>, ordered: bool) -> Result<Guard<'_, MapState, MutexBackend>> {
-    let map = &inode.data().map;
-    let st = map.lock();
+fn lock_map(inode: &INode<Rbfs>, ordered: bool) -> Result<MapGuard<'_>> {
+    let map = inode.data();
+    let st = map.lock_map();
     if !ordered || st.spare.is_some() {
         return Ok(st);
     }
     drop(st);
     let node = PendingNode::new(GFP_KERNEL)?;
-    let mut st = map.lock();
+    let mut st = map.lock_map();
     // Another writer may have set one aside meanwhile: then this one goes.
     if st.spare.is_none() {
         st.spare = Some(node);
@@ -640,9 +695,15 @@ pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> 
         return Ok((b, false));
     }
     // A new data block: pending, or straight into the map at `set`.
-    let new_data = |st: &mut MapState, set: &mut dyn FnMut(&mut MapState, u32) -> Result| -> Result<(u32, bool)> {
+    let new_data = |st: &mut MapState,
+                    set: &mut dyn FnMut(&mut MapState, u32) -> Result|
+     -> Result<(u32, bool)> {
         let b = new_block(inode, st)?;
-        let r = if ordered { add_pending(st, index, b) } else { set(st, b) };
+        let r = if ordered {
+            add_pending(st, index, b)
+        } else {
+            set(st, b)
+        };
         if let Err(e) = r {
             give_back(inode, st, b);
             return Err(e);
@@ -739,13 +800,16 @@ type Copies = [KVec<u32>; N_LEVELS];
 /// of its trees.  The room is allocated with the mutex released, for the
 /// reason `lock_map` gives; should a deeper tree appear meanwhile, the
 /// next look allocates for it too.
-fn lock_map_copies<'a>(inode: &'a INode<Rbfs>, copies: &mut Copies) -> Result<Guard<'a, MapState, MutexBackend>> {
+fn lock_map_copies<'a>(inode: &'a INode<Rbfs>, copies: &mut Copies) -> Result<MapGuard<'a>> {
     let per_block = format::ptrs_per_indirect(inode.super_block().data().block_log()) as usize;
     loop {
-        let st = inode.data().map.lock();
+        let st = inode.data().lock_map();
         // The deepest tree with a root (roots follow the direct pointers,
         // one level more each).
-        let depth = st.ptrs[N_DIRECT..].iter().rposition(|&p| p != 0).map_or(0, |i| i + 1);
+        let depth = st.ptrs[N_DIRECT..]
+            .iter()
+            .rposition(|&p| p != 0)
+            .map_or(0, |i| i + 1);
         if copies[..depth].iter().all(|c| !c.is_empty()) {
             return Ok(st);
         }
@@ -793,23 +857,35 @@ fn free_tree(
     let child_span = format::blocks_at_depth(log, depth - 1);
     let first = (start / child_span) as usize;
     let mut changed = false;
-    for i in first..ptrs.len() {
-        let child = ptrs[i];
+    for (i, p) in ptrs.iter_mut().enumerate().skip(first) {
+        let child = *p;
         if child == 0 {
             continue;
         }
         let clear = if depth == 1 {
             true
         } else {
-            let sub = if i == first { start - first as u64 * child_span } else { 0 };
-            free_tree(inode, child, abs + i as u64 * child_span, sub, pending, below, run)?
+            let sub = if i == first {
+                start - first as u64 * child_span
+            } else {
+                0
+            };
+            free_tree(
+                inode,
+                child,
+                abs + i as u64 * child_span,
+                sub,
+                pending,
+                below,
+                run,
+            )?
         };
         if clear {
             if depth == 1 {
                 check_block(inode, child)?;
             }
             run.add(inode, child)?;
-            ptrs[i] = 0;
+            *p = 0;
             changed = true;
         }
     }
@@ -840,24 +916,35 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
     let log = inode.super_block().data().block_log();
     let mut copies = Copies::default();
     let mut st = lock_map_copies(inode, &mut copies)?;
-    let mut run = Run { start: 0, len: 0, freed: 0, forget: crate::inode::is_dir(inode) };
+    let mut run = Run {
+        start: 0,
+        len: 0,
+        freed: 0,
+        forget: crate::inode::is_dir(inode),
+    };
     let mut result = (|| {
         // Pending blocks from `keep` on go first, so that the tree below
         // sees only the ones that stay: the tail of the run that holds
         // `keep`, then every run after it.
-        if let Some(r) = pending_floor(&mut st.pending, keep).filter(|r| r.index < keep && r.end() > keep) {
+        if let Some(r) =
+            pending_floor(&mut st.pending, keep).filter(|r| r.index < keep && r.end() > keep)
+        {
             drop_pending(inode, &mut st, r, keep, &mut run)?;
         }
         while let Some(r) = pending_from(&mut st.pending, keep) {
             drop_pending(inode, &mut st, r, r.index, &mut run)?;
         }
         let MapState { ptrs, pending, .. } = &mut *st;
-        for i in (keep.min(N_DIRECT as u64) as usize)..N_DIRECT {
-            let b = ptrs[i];
+        for p in ptrs
+            .iter_mut()
+            .take(N_DIRECT)
+            .skip(keep.min(N_DIRECT as u64) as usize)
+        {
+            let b = *p;
             if b != 0 {
                 check_block(inode, b)?;
                 run.add(inode, b)?;
-                ptrs[i] = 0;
+                *p = 0;
             }
         }
         let mut base = N_DIRECT as u64;
@@ -867,7 +954,15 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
             let root = ptrs[slot];
             if root != 0
                 && keep < base + span
-                && free_tree(inode, root, base, keep.saturating_sub(base), pending, &mut copies[..depth], &mut run)?
+                && free_tree(
+                    inode,
+                    root,
+                    base,
+                    keep.saturating_sub(base),
+                    pending,
+                    &mut copies[..depth],
+                    &mut run,
+                )?
             {
                 run.add(inode, root)?;
                 ptrs[slot] = 0;
@@ -877,7 +972,9 @@ pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
         Ok(())
     })();
     result = result.and(run.flush(inode));
-    st.blocks = st.blocks.saturating_sub(run.freed * sectors_per_block(inode));
+    st.blocks = st
+        .blocks
+        .saturating_sub(run.freed * sectors_per_block(inode));
     if run.freed > 0 {
         st.last = 0;
         st.meta_left = 0;

@@ -31,7 +31,12 @@ fn read_block(dir: &INode<Rbfs>, index: u64) -> Result<Buffer> {
     let sb = dir.super_block();
     let Some(block) = bmap::map(dir, index)? else {
         if sb.data().reports_allowed() {
-            pr_err!("{}: corrupt metadata: directory {} has a hole at block {}\n", sb.device_name(), dir.ino(), index);
+            pr_err!(
+                "{}: corrupt metadata: directory {} has a hole at block {}\n",
+                sb.device_name(),
+                dir.ino(),
+                index
+            );
         }
         return Err(euclean());
     };
@@ -46,13 +51,23 @@ fn dir_block<'a>(
     data: &'a mut kernel::fs::buffer::BufferData<'_>,
 ) -> Result<DirBlock<'a>> {
     data.check_once(|d| DirBlock::parse(d, index == 0).map(|_| ()))
-        .map_err(|e| corrupt(dir.super_block(), format_args!("directory {} block {}", dir.ino(), index), e))?;
+        .map_err(|e| {
+            corrupt(
+                dir.super_block(),
+                format_args!("directory {} block {}", dir.ino(), index),
+                e,
+            )
+        })?;
     DirBlock::parse_trusted(data.data(), index == 0).map_err(|_| EINVAL)
 }
 
 /// Reads block `index` of a directory, checks its tail and checksum once,
 /// and runs `f` on it (under the buffer lock).
-fn with_block<R>(dir: &INode<Rbfs>, index: u64, f: impl FnOnce(DirBlock<'_>) -> Result<R>) -> Result<R> {
+fn with_block<R>(
+    dir: &INode<Rbfs>,
+    index: u64,
+    f: impl FnOnce(DirBlock<'_>) -> Result<R>,
+) -> Result<R> {
     let buf = read_block(dir, index)?;
     let mut data = buf.lock();
     f(dir_block(dir, index, &mut data)?)
@@ -78,7 +93,11 @@ fn change_block<R>(
             Ok(Some(v))
         }
         Ok(None) => Ok(None),
-        Err(e) => Err(corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e)),
+        Err(e) => Err(corrupt(
+            sb,
+            format_args!("directory {} block {}", dir.ino(), index),
+            e,
+        )),
     }
 }
 
@@ -87,10 +106,13 @@ fn find_block(dir: &INode<Rbfs>, name: &[u8]) -> Result<Option<u64>> {
     let sb = dir.super_block();
     for index in 0..dir_blocks(dir) {
         let found = with_block(dir, index, |block| {
-            block
-                .find(name)
-                .map(|e| e.is_some())
-                .map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))
+            block.find(name).map(|e| e.is_some()).map_err(|e| {
+                corrupt(
+                    sb,
+                    format_args!("directory {} block {}", dir.ino(), index),
+                    e,
+                )
+            })
         })?;
         if found {
             return Ok(Some(index));
@@ -117,12 +139,22 @@ fn add_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
     let nblocks = dir_blocks(dir);
     for index in 0..nblocks {
         let fits = with_block(dir, index, |block| {
-            block.name_fits(name.len()).map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))
+            block.name_fits(name.len()).map_err(|e| {
+                corrupt(
+                    sb,
+                    format_args!("directory {} block {}", dir.ino(), index),
+                    e,
+                )
+            })
         })?;
         if !fits {
             continue;
         }
-        if change_block(dir, index, |buf, first| format::dir_insert(buf, first, name, ino, ft).map(Some))?.is_some() {
+        if change_block(dir, index, |buf, first| {
+            format::dir_insert(buf, first, name, ino, ft).map(Some)
+        })?
+        .is_some()
+        {
             dir.touch_mtime_ctime();
             return Ok(());
         }
@@ -150,7 +182,9 @@ fn add_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
 /// Removes the entry `name` from `dir`; returns its inode number.
 fn remove_entry(dir: &INode<Rbfs>, name: &[u8]) -> Result<u32> {
     let index = find_block(dir, name)?.ok_or(ENOENT)?;
-    let ino = change_block(dir, index, |buf, first| format::dir_remove(buf, first, name).map(Some))?;
+    let ino = change_block(dir, index, |buf, first| {
+        format::dir_remove(buf, first, name).map(Some)
+    })?;
     dir.touch_mtime_ctime();
     ino.ok_or(ENOENT)
 }
@@ -159,14 +193,18 @@ fn remove_entry(dir: &INode<Rbfs>, name: &[u8]) -> Result<u32> {
 /// inode number it had.
 fn replace_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result<u32> {
     let index = find_block(dir, name)?.ok_or(ENOENT)?;
-    let old = change_block(dir, index, |buf, first| format::dir_replace(buf, first, name, ino, ft).map(Some))?;
+    let old = change_block(dir, index, |buf, first| {
+        format::dir_replace(buf, first, name, ino, ft).map(Some)
+    })?;
     dir.touch_mtime_ctime();
     old.ok_or(ENOENT)
 }
 
 /// Points ".." of directory `dir` at `parent`.
 fn set_dotdot(dir: &INode<Rbfs>, parent: u32) -> Result {
-    change_block(dir, 0, |buf, _| format::dir_set_dotdot(buf, parent).map(Some))?;
+    change_block(dir, 0, |buf, _| {
+        format::dir_set_dotdot(buf, parent).map(Some)
+    })?;
     Ok(())
 }
 
@@ -175,7 +213,13 @@ fn is_empty(dir: &INode<Rbfs>) -> Result<bool> {
     let sb = dir.super_block();
     for index in 0..dir_blocks(dir) {
         let empty = with_block(dir, index, |block| {
-            block.is_empty().map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))
+            block.is_empty().map_err(|e| {
+                corrupt(
+                    sb,
+                    format_args!("directory {} block {}", dir.ino(), index),
+                    e,
+                )
+            })
         })?;
         if !empty {
             return Ok(false);
@@ -204,9 +248,13 @@ impl inode::Operations for DirOps {
         let sb = parent.super_block();
         for index in 0..dir_blocks(parent) {
             let found = with_block(parent, index, |block| {
-                let entry = block
-                    .find(name)
-                    .map_err(|e| corrupt(sb, format_args!("directory {} block {}", parent.ino(), index), e))?;
+                let entry = block.find(name).map_err(|e| {
+                    corrupt(
+                        sb,
+                        format_args!("directory {} block {}", parent.ino(), index),
+                        e,
+                    )
+                })?;
                 Ok(entry.map(|e| e.ino))
             })?;
             // The directory block is released before reading the inode.
@@ -368,7 +416,11 @@ impl file::Operations for DirOps {
         let first = (pos >> log) as u64;
         for index in first..dir_blocks(dir) {
             let start = (index as i64) << log;
-            let skip = if index == first { (pos - start) as usize } else { 0 };
+            let skip = if index == first {
+                (pos - start) as usize
+            } else {
+                0
+            };
             // Entries are copied to the caller (possibly faulting on its
             // buffer) from a copy of the block, not under its buffer lock.
             let copy = {
@@ -379,11 +431,21 @@ impl file::Operations for DirOps {
                 v
             };
             let full = (|| {
-                let block = DirBlock::parse(&copy, index == 0)
-                    .map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))?;
+                let block = DirBlock::parse(&copy, index == 0).map_err(|e| {
+                    corrupt(
+                        sb,
+                        format_args!("directory {} block {}", dir.ino(), index),
+                        e,
+                    )
+                })?;
                 for entry in block.iter() {
-                    let entry =
-                        entry.map_err(|e| corrupt(sb, format_args!("directory {} block {}", dir.ino(), index), e))?;
+                    let entry = entry.map_err(|e| {
+                        corrupt(
+                            sb,
+                            format_args!("directory {} block {}", dir.ino(), index),
+                            e,
+                        )
+                    })?;
                     if entry.offset < skip {
                         continue;
                     }

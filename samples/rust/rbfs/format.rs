@@ -223,7 +223,11 @@ const fn gf2_mulmod(a: u32, mut b: u32) -> u32 {
         if a & m != 0 {
             p ^= b;
         }
-        b = if b & 1 != 0 { (b >> 1) ^ CRC32C_POLY } else { b >> 1 };
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC32C_POLY
+        } else {
+            b >> 1
+        };
         m >>= 1;
     }
     p

@@ -6,14 +6,16 @@
 use crate::format::{self, Inode, Timestamp, N_MAP};
 use crate::sb::{corrupt, euclean, Rbfs};
 use crate::{alloc, bmap, dir};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::fs::buffer::Buffer;
 use kernel::fs::inode::{Creation, INode, Kind, Lookup, New, Params};
 use kernel::fs::sb::SuperBlock;
-use kernel::prelude::*;
+use kernel::fs::NoFsScope;
 use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
 use kernel::sync::Mutex;
 use kernel::types::ARef;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The block map of an inode, behind its map mutex.
 pub(crate) struct MapState {
@@ -49,12 +51,37 @@ pub(crate) struct MapState {
     pub(crate) disk_seq: u64,
 }
 
+/// An inode's map mutex, held inside a [`NoFsScope`]: eviction, which
+/// reclaim reaches through `prune_icache_sb`, takes the map mutex, so no
+/// allocation under it may enter filesystem reclaim.  (rbfs allocates
+/// nothing of its own under it, see `bmap::lock_map`; the scope covers the
+/// buffer cache and whatever else the kernel allocates there.)  The mutex
+/// is released before the scope ends.
+pub(crate) struct MapGuard<'a> {
+    st: Guard<'a, MapState, MutexBackend>,
+    _nofs: NoFsScope,
+}
+
+impl core::ops::Deref for MapGuard<'_> {
+    type Target = MapState;
+
+    fn deref(&self) -> &MapState {
+        &self.st
+    }
+}
+
+impl core::ops::DerefMut for MapGuard<'_> {
+    fn deref_mut(&mut self) -> &mut MapState {
+        &mut self.st
+    }
+}
+
 /// What rbfs keeps with every in-memory inode.
 #[pin_data]
 pub(crate) struct InodeInfo {
-    /// The block map.
+    /// The block map; taken through [`InodeInfo::lock_map`] only.
     #[pin]
-    pub(crate) map: Mutex<MapState>,
+    map: Mutex<MapState>,
     /// The file type bits of the mode (never change).
     pub(crate) fmt: u16,
     /// Creation time (kept as read or set at creation).
@@ -64,6 +91,17 @@ pub(crate) struct InodeInfo {
     /// The `disk_seq` of the copy in the inode table's buffer: a copy taken
     /// earlier than that one is not written over it.
     copied: AtomicU64,
+}
+
+impl InodeInfo {
+    /// Takes the map mutex, inside a no-filesystem-reclaim scope.
+    pub(crate) fn lock_map(&self) -> MapGuard<'_> {
+        let nofs = NoFsScope::enter();
+        MapGuard {
+            st: self.map.lock(),
+            _nofs: nofs,
+        }
+    }
 }
 
 fn info(
@@ -123,8 +161,11 @@ fn kind(mode: u16, fast_symlink: bool, major: u32, minor: u32) -> Option<Kind<Rb
 
 /// Reads the inode-table block holding `ino`; returns it and the offset.
 fn table_block(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<(Buffer, usize)> {
-    let (block, offset) =
-        sb.data().sb.inode_location(ino).map_err(|e| corrupt(sb, format_args!("inode {}", ino), e))?;
+    let (block, offset) = sb
+        .data()
+        .sb
+        .inode_location(ino)
+        .map_err(|e| corrupt(sb, format_args!("inode {}", ino), e))?;
     Ok((sb.bread(u64::from(block))?, offset))
 }
 
@@ -141,7 +182,10 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
     let (buf, offset) = table_block(sb, ino)?;
     let parsed = {
         let data = buf.lock();
-        let bytes = data.data().get(offset..offset + format::INODE_SIZE).ok_or_else(euclean)?;
+        let bytes = data
+            .data()
+            .get(offset..offset + format::INODE_SIZE)
+            .ok_or_else(euclean)?;
         Inode::parse(bytes, ino, &info_sb.sb)
     };
     drop(buf);
@@ -149,7 +193,11 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
         Ok(Some(i)) => i,
         Ok(None) => {
             if info_sb.reports_allowed() {
-                pr_err!("{}: corrupt metadata: inode {} is referenced but free\n", sb.device_name(), ino);
+                pr_err!(
+                    "{}: corrupt metadata: inode {} is referenced but free\n",
+                    sb.device_name(),
+                    ino
+                );
             }
             return Err(euclean());
         }
@@ -157,12 +205,25 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
     };
     if disk.links == 0 {
         if info_sb.reports_allowed() {
-            pr_err!("{}: corrupt metadata: inode {} is referenced but has no links\n", sb.device_name(), ino);
+            pr_err!(
+                "{}: corrupt metadata: inode {} is referenced but has no links\n",
+                sb.device_name(),
+                ino
+            );
         }
         return Err(euclean());
     }
-    let Some(k) = kind(disk.mode, disk.is_fast_symlink(), disk.rdev_major, disk.rdev_minor) else {
-        return Err(corrupt(sb, format_args!("inode {}", ino), format::FormatError::BadField("mode")));
+    let Some(k) = kind(
+        disk.mode,
+        disk.is_fast_symlink(),
+        disk.rdev_major,
+        disk.rdev_minor,
+    ) else {
+        return Err(corrupt(
+            sb,
+            format_args!("inode {}", ino),
+            format::FormatError::BadField("mode"),
+        ));
     };
     let fast = matches!(k, Kind::FastSymlink);
     let params = Params {
@@ -178,7 +239,14 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
         ctime: (disk.ctime.sec, disk.ctime.nsec),
         link: &[],
     };
-    let data = info(disk.map, disk.blocks, disk.mode & format::S_IFMT, disk.crtime, disk.generation, disk);
+    let data = info(
+        disk.map,
+        disk.blocks,
+        disk.mode & format::S_IFMT,
+        disk.crtime,
+        disk.generation,
+        disk,
+    );
     if fast {
         let inline = disk.inline_data();
         let len = (disk.size as usize).min(inline.len());
@@ -195,7 +263,11 @@ fn new_ino(sb: &SuperBlock<Rbfs>) -> Result<(u32, New<Rbfs>)> {
         Ok(Lookup::New(new)) => Ok((ino, new)),
         Ok(Lookup::Cached(_)) => {
             // The bitmap says free, but the inode is in use.
-            Err(corrupt(sb, format_args!("inode bitmap: inode {} in use but marked free", ino), format::FormatError::BadBitmap("inode in use marked free")))
+            Err(corrupt(
+                sb,
+                format_args!("inode bitmap: inode {} in use but marked free", ino),
+                format::FormatError::BadBitmap("inode in use marked free"),
+            ))
         }
         Err(e) => {
             let _ = alloc::free_ino(sb, ino);
@@ -221,7 +293,10 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
             return Err(Error::from_errno(-(kernel::bindings::ENAMETOOLONG as i32)));
         }
         if t.len() <= format::FAST_SYMLINK_MAX {
-            let mut tmp = Inode { mode, ..Default::default() };
+            let mut tmp = Inode {
+                mode,
+                ..Default::default()
+            };
             tmp.set_fast_symlink(t).map_err(|_| EINVAL)?;
             ptrs = tmp.map;
             size = t.len() as u64;
@@ -292,7 +367,7 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
 fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
     let d = inode.data();
     let spb = (1u64 << inode.super_block().data().block_log()) / kernel::fs::SECTOR_SIZE;
-    let mut st = d.map.lock();
+    let mut st = d.lock_map();
     st.disk_seq += 1;
     let seq = st.disk_seq;
     let ts = |(sec, nsec): (i64, u32)| Timestamp { sec, nsec };
@@ -330,7 +405,11 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let sb = inode.super_block();
     let ino = inode.ino() as u32;
     let mut result = Ok(());
-    let how = if sync { bmap::Commit::Try } else { bmap::Commit::Ready };
+    let how = if sync {
+        bmap::Commit::Try
+    } else {
+        bmap::Commit::Ready
+    };
     match bmap::commit(inode, how) {
         Ok(true) => {}
         // Blocks left pending: writeback comes back for them.
@@ -362,14 +441,17 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
         // order they took its form: the block never goes back to an older
         // state of the inode.  If a later form is there already, it stays.
         if inode.data().copied.fetch_max(seq, Ordering::Relaxed) < seq {
-            let slot = data.data_mut().get_mut(offset..offset + format::INODE_SIZE).ok_or(EINVAL)?;
+            let slot = data
+                .data_mut()
+                .get_mut(offset..offset + format::INODE_SIZE)
+                .ok_or(EINVAL)?;
             slot.copy_from_slice(&out);
         }
     }
     if sync {
         buf.sync()?;
         // The disk holds this form of the inode or a later one.
-        inode.data().map.lock().synced = disk;
+        inode.data().lock_map().synced = disk;
     }
     result
 }
@@ -383,7 +465,7 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
 pub(crate) fn sync_if_changed(inode: &INode<Rbfs>, datasync: bool) -> Result {
     let (now, _) = to_disk(inode);
     let same = {
-        let st = inode.data().map.lock();
+        let st = inode.data().lock_map();
         let old = &st.synced;
         if datasync {
             now.size == old.size && now.map == old.map && now.blocks == old.blocks
@@ -409,7 +491,7 @@ pub(crate) fn evict(inode: &INode<Rbfs>) {
         // kept dirty).  Should one have, its data is on the disk by now
         // (the page cache was written and waited for): publish it rather
         // than lose it.
-        if inode.data().map.lock().pending_blocks != 0 && !inode.super_block().is_read_only() {
+        if inode.data().lock_map().pending_blocks != 0 && !inode.super_block().is_read_only() {
             let _ = bmap::publish_all(inode).and_then(|_| write_inode(inode, false));
         }
         return;
@@ -421,19 +503,28 @@ pub(crate) fn evict(inode: &INode<Rbfs>) {
     let ino = inode.ino() as u32;
     let r = (|| {
         // Fast symlinks keep their target in the map: nothing to free.
-        let fast = inode.data().fmt == format::S_IFLNK && inode.size() <= format::FAST_SYMLINK_MAX as u64;
+        let fast =
+            inode.data().fmt == format::S_IFLNK && inode.size() <= format::FAST_SYMLINK_MAX as u64;
         if !fast {
             bmap::truncate_blocks(inode, 0)?;
         }
         let (buf, offset) = table_block(sb, ino)?;
         {
             let mut data = buf.lock();
-            let slot = data.data_mut().get_mut(offset..offset + format::INODE_SIZE).ok_or(EINVAL)?;
+            let slot = data
+                .data_mut()
+                .get_mut(offset..offset + format::INODE_SIZE)
+                .ok_or(EINVAL)?;
             slot.fill(0);
         }
         alloc::free_ino(sb, ino)
     })();
     if let Err(e) = r {
-        pr_err!("{}: freeing inode {} failed (error {}); run fsck.rbfs\n", sb.device_name(), ino, e.to_errno());
+        pr_err!(
+            "{}: freeing inode {} failed (error {}); run fsck.rbfs\n",
+            sb.device_name(),
+            ino,
+            e.to_errno()
+        );
     }
 }

@@ -34,7 +34,11 @@
 use kernel::bindings;
 
 /// Sleeps for `ms` milliseconds: the stand-in for an unlucky preemption.
-#[cfg(not(any(rbfs_mutant_early_sync_completion, rbfs_mutant_wait_with_open_bio, rbfs_mutant_publish_early)))]
+#[cfg(not(any(
+    rbfs_mutant_early_sync_completion,
+    rbfs_mutant_wait_with_open_bio,
+    rbfs_mutant_publish_early
+)))]
 fn sleep_ms(ms: u32) {
     // SAFETY: `msleep` may sleep; all callers run in process context
     // without spinlocks held.
@@ -128,8 +132,11 @@ unsafe extern "C" fn fsync_nowait(
 pub(crate) static REG_FOPS: kernel::fs::file::Ops<crate::sb::Rbfs> = {
     use kernel::fs::file::Ops;
     // SAFETY: `file::Ops` is a transparent wrapper of the C table.
-    let mut raw: bindings::file_operations =
-        unsafe { core::mem::transmute(Ops::<crate::sb::Rbfs>::read_write_regular::<crate::bmap::Mapper>()) };
+    let mut raw: bindings::file_operations = unsafe {
+        core::mem::transmute(Ops::<crate::sb::Rbfs>::read_write_regular::<
+            crate::bmap::Mapper,
+        >())
+    };
     raw.fsync = Some(fsync_nowait);
     // SAFETY: As above.
     unsafe { core::mem::transmute::<bindings::file_operations, Ops<crate::sb::Rbfs>>(raw) }

@@ -4,16 +4,16 @@
 
 use crate::format::{self, Superblock};
 use crate::{alloc, inode};
-use kernel::new_mutex;
-use kernel::sync::Mutex;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use kernel::c_str;
 use kernel::fs::param::{Constant, Spec, Value};
 use kernel::fs::sb::{MountFlags, NewSuperBlock, Stat, SuperBlock};
 use kernel::fs::{inode::INode, FileSystem};
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 use kernel::time::Ktime;
 use kernel::types::ARef;
-use kernel::c_str;
 
 /// The rbfs filesystem type.
 pub(crate) struct Rbfs;
@@ -84,7 +84,10 @@ impl ReportLimit {
     const BURST: u32 = 10;
 
     pub(crate) const fn new() -> Self {
-        Self { window_start_ms: AtomicI64::new(0), count: AtomicU32::new(0) }
+        Self {
+            window_start_ms: AtomicI64::new(0),
+            count: AtomicU32::new(0),
+        }
     }
 
     /// Whether a report may be printed now.
@@ -110,13 +113,25 @@ pub(crate) fn euclean() -> Error {
 
 /// Reports corrupt metadata found after mount and returns `EUCLEAN` for
 /// the caller to pass on.  `what` says where (e.g. "inode 12"), `err` what.
-pub(crate) fn corrupt(sb: &SuperBlock<Rbfs>, what: core::fmt::Arguments<'_>, err: format::FormatError) -> Error {
+pub(crate) fn corrupt(
+    sb: &SuperBlock<Rbfs>,
+    what: core::fmt::Arguments<'_>,
+    err: format::FormatError,
+) -> Error {
     let info = sb.data();
     if info.reports.allow() {
-        pr_err!("{}: corrupt metadata: {}: {}\n", sb.device_name(), what, err);
+        pr_err!(
+            "{}: corrupt metadata: {}: {}\n",
+            sb.device_name(),
+            what,
+            err
+        );
     }
     if info.errors == Errors::RemountRo && !sb.is_read_only() {
-        pr_err!("{}: remounting read-only (errors=remount-ro)\n", sb.device_name());
+        pr_err!(
+            "{}: remounting read-only (errors=remount-ro)\n",
+            sb.device_name()
+        );
         sb.force_read_only();
     }
     euclean()
@@ -165,14 +180,17 @@ impl FileSystem for Rbfs {
             EINVAL
         })?;
         let bs = disk.block_size() as u32;
-        sb.set_block_size(bs).map_err(|e| {
+        sb.set_block_size(bs).inspect_err(|_| {
             pr_err!("{}: block size {} not supported by the device\n", dev, bs);
-            e
         })?;
         sb.set_max_bytes(format::max_file_size(disk.layout.block_log));
         sb.set_uuid(&disk.uuid);
         if disk.unknown_ro_compat() != 0 && !sb.is_read_only() {
-            pr_warn!("{}: unknown read-only-compatible features {:#x}: mounting read-only\n", dev, disk.unknown_ro_compat());
+            pr_warn!(
+                "{}: unknown read-only-compatible features {:#x}: mounting read-only\n",
+                dev,
+                disk.unknown_ro_compat()
+            );
             sb.force_read_only();
         }
         // The bitmaps are the truth about free space; the counts in the
@@ -189,7 +207,10 @@ impl FileSystem for Rbfs {
             disk.free_inodes = free_inodes;
         }
         if disk.state != format::STATE_CLEAN {
-            pr_warn!("{}: filesystem was not cleanly unmounted; run fsck.rbfs\n", dev);
+            pr_warn!(
+                "{}: filesystem was not cleanly unmounted; run fsck.rbfs\n",
+                dev
+            );
         }
         let was_clean = disk.state == format::STATE_CLEAN;
         if !sb.is_read_only() {
@@ -200,7 +221,11 @@ impl FileSystem for Rbfs {
             write_super(&sb.bread(0)?, &disk, true)?;
             // Keep "not clean" in memory if it was not clean at mount, so
             // that the unmount does not declare it clean either.
-            disk.state = if was_clean { format::STATE_CLEAN } else { format::STATE_DIRTY };
+            disk.state = if was_clean {
+                format::STATE_CLEAN
+            } else {
+                format::STATE_DIRTY
+            };
         }
         let info = KBox::pin_init(
             try_pin_init!(SbInfo {
@@ -214,7 +239,11 @@ impl FileSystem for Rbfs {
         pr_info!(
             "{}: mounted {} ({} blocks of {} bytes, {} free; {} inodes, {} free)\n",
             dev,
-            if sb.is_read_only() { "read-only" } else { "read-write" },
+            if sb.is_read_only() {
+                "read-only"
+            } else {
+                "read-write"
+            },
             info.sb.layout.blocks_count,
             bs,
             free_blocks,
@@ -254,7 +283,10 @@ impl FileSystem for Rbfs {
 
     fn reconfigure(sb: &SuperBlock<Self>, options: Options, flags: &mut MountFlags) -> Result {
         if options.errors.is_some() {
-            pr_warn!("{}: errors= cannot be changed on remount\n", sb.device_name());
+            pr_warn!(
+                "{}: errors= cannot be changed on remount\n",
+                sb.device_name()
+            );
         }
         let info = sb.data();
         match (sb.is_read_only(), flags.read_only()) {
@@ -265,7 +297,10 @@ impl FileSystem for Rbfs {
             }
             (true, false) => {
                 if info.sb.unknown_ro_compat() != 0 {
-                    pr_warn!("{}: unknown read-only-compatible features: staying read-only\n", sb.device_name());
+                    pr_warn!(
+                        "{}: unknown read-only-compatible features: staying read-only\n",
+                        sb.device_name()
+                    );
                     flags.set_read_only();
                     return Ok(());
                 }
@@ -296,7 +331,11 @@ impl FileSystem for Rbfs {
             return;
         }
         if let Err(e) = update_super(sb, Some(sb.data().sb.state), true) {
-            pr_err!("{}: could not mark the filesystem clean: error {}\n", sb.device_name(), e.to_errno());
+            pr_err!(
+                "{}: could not mark the filesystem clean: error {}\n",
+                sb.device_name(),
+                e.to_errno()
+            );
         }
     }
 }

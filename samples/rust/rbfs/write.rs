@@ -12,16 +12,17 @@
 //! the next block is not contiguous, and before anything that may sleep
 //! (a new bio's allocation, waiting for a buffer lock).
 //!
-//! Completion (`WriteEnd`) runs in interrupt context: for each folio
-//! segment of the bio, under the folio's first buffer's uptodate lock, the
-//! covered buffers lose their marks, and the folio's writeback ends only
-//! if no buffer of it is still marked.
+//! Completion is the abstraction's (`kernel::fs::write_bio`): in interrupt
+//! context, for each folio segment of the bio, under the folio's first
+//! buffer's uptodate lock, the covered buffers lose their marks, and the
+//! folio's writeback ends only if no buffer of it is still marked.  rbfs
+//! adds only its error message (`WriteEnd`).
 
 use crate::sb::Rbfs;
-use kernel::block::bio::{self, Bio, EndIo, NewBio};
-use kernel::fs::buffer::State;
+use kernel::block::bio;
 use kernel::fs::folio::Locked;
 use kernel::fs::inode::INode;
+use kernel::fs::write_bio::{WriteBio, WriteCompletion, WriteError};
 use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::prelude::*;
 
@@ -35,67 +36,51 @@ static IO_ERRORS: crate::sb::ReportLimit = crate::sb::ReportLimit::new();
 /// Reports of background writeback running out of bios (rate limited).
 static NO_BIO: crate::sb::ReportLimit = crate::sb::ReportLimit::new();
 
-/// The completion of rbfs's write bios.
+/// rbfs's part of the completion of its write bios: the error message.
 pub(crate) struct WriteEnd;
 
-impl EndIo for WriteEnd {
-    fn end_io(bio: &Bio) {
-        let status = bio.status();
-        for seg in bio.folio_segments() {
-            if let Err(e) = status {
-                // Before ending writeback: fsync must see it.
-                seg.set_mapping_error(e);
-                if IO_ERRORS.allow() {
-                    pr_err!(
-                        "{}: write error {} on inode {}, sectors from {}\n",
-                        seg.device_name(),
-                        e.to_errno(),
-                        seg.ino(),
-                        bio.sector()
-                    );
-                }
-            }
-            let Some(lock) = seg.uptodate_lock() else { continue };
-            let (from, to) = (seg.offset, seg.offset + seg.length);
-            for bh in lock.buffers() {
-                let off = bh.offset_in_folio();
-                if off >= from && off < to && bh.test(State::AsyncWrite) {
-                    lock.complete_write(bh, status.is_ok());
-                }
-            }
-            // Ends writeback if this was the folio's last buffer in flight;
-            // nothing of the folio is touched afterwards.
-            lock.finish();
+impl WriteCompletion for WriteEnd {
+    fn write_error(e: &WriteError<'_>) {
+        if IO_ERRORS.allow() {
+            pr_err!(
+                "{}: write error {} on inode {}, sectors from {}\n",
+                e.device,
+                e.error.to_errno(),
+                e.ino,
+                e.sector
+            );
         }
     }
 }
 
+type Bio = WriteBio<WriteEnd>;
+
 /// Submits the open bio, if any.
-fn submit(bio: &mut Option<NewBio<WriteEnd>>) {
+fn submit(bio: &mut Option<Bio>) {
     if let Some(b) = bio.take() {
         b.submit();
     }
 }
 
 /// Writes one locked folio's dirty buffers, adding them to `bio`.
-#[cfg_attr(rbfs_mutant_submit_before_mark, allow(unreachable_code, unused_variables))]
+#[cfg_attr(
+    rbfs_mutant_submit_before_mark,
+    allow(unreachable_code, unused_variables)
+)]
 fn write_folio(
     inode: &INode<Rbfs>,
     folio: Locked<'_>,
     wbc: &mut WritebackControl,
-    bio: &mut Option<NewBio<WriteEnd>>,
+    bio: &mut Option<Bio>,
 ) -> Result {
     let sb = inode.super_block();
     let log = sb.data().block_log();
     let size = inode.size();
     let pos = folio.folio().pos() as u64;
-    let fsize = folio.folio().size() as u64;
-    // The part beyond EOF reaches the disk with its block: zero it, so a
-    // later extension reads zeroes.
-    if pos + fsize > size {
-        folio.zero_segment(size.saturating_sub(pos) as usize, fsize as usize);
-    }
-    let Some(buffers) = folio.buffers() else {
+    // The part beyond EOF reaches the disk with its block: zeroed, so a
+    // later extension reads zeroes; blocks wholly beyond it are not written.
+    folio.clean_beyond_eof(size);
+    let Some(buffers) = folio.candidates() else {
         // Dirty folios get buffers when dirtied (block_dirty_folio); one
         // without has nothing to write.  Start and end writeback so the
         // tags stay consistent.
@@ -113,32 +98,33 @@ fn write_folio(
         return Ok(());
     }
     #[cfg(rbfs_mutant_touch_after_submit)]
-    let first_raw = folio.buffers().and_then(|mut b| b.next()).map(|b| b.as_raw());
+    let first_raw = folio
+        .buffers()
+        .and_then(|mut b| b.next())
+        .map(|b| b.as_raw());
     let sync_all = wbc.sync_all();
     let mut result = Ok(());
     let mut redirty = false;
 
     // Pass 1: decide and mark.
-    let mut index = pos >> log;
     for bh in buffers {
-        let beyond_eof = size == 0 || index > (size - 1) >> log;
-        index += 1;
-        if beyond_eof {
-            bh.clear(State::Dirty);
-            bh.set(State::Uptodate);
+        if !bh.head().is_dirty() {
             continue;
         }
-        if !bh.test(State::Dirty) {
-            continue;
-        }
-        if !bh.test(State::Mapped) {
+        if !bh.head().is_mapped() {
             // Every way into the page cache (write_begin, page_mkwrite)
             // allocates the blocks it dirties, so writeback never has to.
             // A dirty unmapped buffer inside the size would be a bug: say
             // so, and let fsync see an error rather than lose it silently.
-            bh.clear(State::Dirty);
+            bh.clear_dirty();
             if IO_ERRORS.allow() {
-                pr_err!("{}: inode {}: dirty buffer without a block at block {}\n", sb.device_name(), inode.ino(), index - 1);
+                let index = (pos + bh.head().offset_in_folio() as u64) >> log;
+                pr_err!(
+                    "{}: inode {}: dirty buffer without a block at block {}\n",
+                    sb.device_name(),
+                    inode.ino(),
+                    index
+                );
             }
             result = Err(ENOSPC);
             continue;
@@ -155,14 +141,14 @@ fn write_folio(
                 continue;
             }
         };
-        if bh.test_and_clear(State::Dirty) {
-            lock.mark_async_write();
-        }
+        lock.mark_if_dirty();
     }
     if redirty {
         folio.redirty(wbc);
     }
-    let left_dirty = folio.buffers().is_some_and(|mut b| b.any(|bh| bh.test(State::Dirty)));
+    let left_dirty = folio
+        .buffers()
+        .is_some_and(|mut b| b.any(|bh| bh.is_dirty()));
 
     #[cfg(rbfs_mutant_clear_tag_early)]
     crate::mutants::clear_tag_early(folio.folio().as_raw());
@@ -199,7 +185,7 @@ fn write_folio(
         // cannot fail.  Background writeback takes one only if there is one
         // now: otherwise the rest of this folio is redirtied and written by
         // a later pass, and nothing is reported (nothing is lost).
-        let new = sb.new_write_bio::<WriteEnd>(block, MAX_VECS, flags, sync_all);
+        let new = Bio::new(sb, block, MAX_VECS, flags, sync_all);
         #[cfg(rbfs_mutant_wait_with_open_bio)]
         submit(bio);
         let mut new = match new {
@@ -245,7 +231,9 @@ pub(crate) fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
         let mut bio = None;
         loop {
             let r = {
-                let Some((folio, wbc)) = iter.next() else { break };
+                let Some((folio, wbc)) = iter.next_folio() else {
+                    break;
+                };
                 write_folio(inode, folio, wbc, &mut bio)
             };
             if let Err(e) = r {
@@ -258,7 +246,11 @@ pub(crate) fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
 }
 
 /// `->writepage` (reclaim, migration): one folio, submitted at once.
-pub(crate) fn writepage(inode: &INode<Rbfs>, folio: Locked<'_>, wbc: &mut WritebackControl) -> Result {
+pub(crate) fn writepage(
+    inode: &INode<Rbfs>,
+    folio: Locked<'_>,
+    wbc: &mut WritebackControl,
+) -> Result {
     let mut bio = None;
     let r = write_folio(inode, folio, wbc, &mut bio);
     submit(&mut bio);
