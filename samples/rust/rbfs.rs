@@ -5,10 +5,20 @@
 //! The on-disk format is `rbfs/format.rs`, shared with the userspace tools
 //! (see Documentation/filesystems/rbfs.rst).
 //!
-//! Module layout: `sb` (mounting, super block), `alloc` (bitmaps),
-//! `inode` (inode table), `bmap` (block map, truncation), `dir`
-//! (directories and the namespace operations), and `write` (the Rust
-//! writeback path: writepages, writepage and bio completion).
+//! Module layout, by concern:
+//! - `sb`: mounting, the super block, statfs, remount;
+//! - `alloc`: the block and inode bitmaps;
+//! - `inode`: the inode table, inode creation, write-back and eviction;
+//! - `dir`: directories and the namespace operations;
+//! - `file`: the operations tables of regular files (page cache, setattr,
+//!   fsync), which connect the rest;
+//! - `bmap`: the block mapper (lookups through the indirect tree, block
+//!   allocation for writes);
+//! - `ordered`: ordered data (new blocks pending until their data is on
+//!   the disk, then published);
+//! - `truncate`: freeing blocks beyond a new end;
+//! - `write`: the Rust writeback path (`writepages`, `writepage`; the bio
+//!   completion is `kernel::fs::write_bio`'s).
 //!
 //! Everything here is safe Rust over the abstractions in `kernel::fs`.
 
@@ -24,10 +34,16 @@ mod alloc;
 mod bmap;
 #[path = "rbfs/dir.rs"]
 mod dir;
+#[path = "rbfs/file.rs"]
+mod file;
 #[path = "rbfs/inode.rs"]
 mod inode;
+#[path = "rbfs/ordered.rs"]
+mod ordered;
 #[path = "rbfs/sb.rs"]
 mod sb;
+#[path = "rbfs/truncate.rs"]
+mod truncate;
 #[path = "rbfs/write.rs"]
 mod write;
 

@@ -5,7 +5,7 @@
 
 use crate::format::{self, Inode, Timestamp, N_MAP};
 use crate::sb::{corrupt, euclean, Rbfs};
-use crate::{alloc, bmap, dir};
+use crate::{alloc, dir, file, ordered, truncate};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::fs::buffer::Buffer;
 use kernel::fs::inode::{Creation, INode, Kind, Lookup, New, Params};
@@ -32,14 +32,14 @@ pub(crate) struct MapState {
     pub(crate) meta_left: u32,
     /// Data blocks allocated whose pointers are not in the on-disk map
     /// yet, because their data may not be on the disk yet (see
-    /// `bmap::commit`): runs keyed by their first file block, never
+    /// `ordered::commit`): runs keyed by their first file block, never
     /// overlapping one another or the map's own pointers.
-    pub(crate) pending: bmap::PendingRuns,
+    pub(crate) pending: ordered::PendingRuns,
     /// Blocks in `pending`.
     pub(crate) pending_blocks: u64,
     /// Memory for the next new run in `pending`, allocated before the mutex
     /// was taken (`bmap::map_alloc`), or left by a run that went.
-    pub(crate) spare: Option<bmap::PendingNode>,
+    pub(crate) spare: Option<ordered::PendingNode>,
     /// The current commit epoch: runs allocated in it carry it, a commit
     /// publishes the runs of the epochs before the one it starts.
     pub(crate) epoch: u64,
@@ -118,7 +118,7 @@ fn info(
         last: 0,
         meta_next: 0,
         meta_left: 0,
-        pending: bmap::PendingRuns::new(),
+        pending: ordered::PendingRuns::new(),
         pending_blocks: 0,
         spare: None,
         epoch: 0,
@@ -148,9 +148,9 @@ fn mkdev(major: u32, minor: u32) -> u32 {
 fn kind(mode: u16, fast_symlink: bool, major: u32, minor: u32) -> Option<Kind<Rbfs>> {
     Some(match mode & format::S_IFMT {
         format::S_IFDIR => Kind::Dir(&dir::DIR_IOPS, &dir::DIR_FOPS),
-        format::S_IFREG => Kind::Reg(&bmap::REG_IOPS, &bmap::REG_FOPS, &bmap::AOPS),
+        format::S_IFREG => Kind::Reg(&file::REG_IOPS, &file::REG_FOPS, &file::AOPS),
         format::S_IFLNK if fast_symlink => Kind::FastSymlink,
-        format::S_IFLNK => Kind::Symlink(&bmap::AOPS),
+        format::S_IFLNK => Kind::Symlink(&file::AOPS),
         format::S_IFCHR => Kind::Chr(mkdev(major, minor)),
         format::S_IFBLK => Kind::Blk(mkdev(major, minor)),
         format::S_IFIFO => Kind::Fifo,
@@ -350,7 +350,7 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
             inode.write_symlink_target(t)?;
             // The inode must point at the target's block from its first
             // write: publish it now (nobody else holds a new inode's locks).
-            bmap::commit(&inode, bmap::Commit::Try)?;
+            ordered::commit(&inode, ordered::Commit::Try)?;
         }
         write_inode(&inode, false)
     })();
@@ -362,7 +362,7 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
 }
 
 /// The on-disk form of `inode`: its map and block count as published,
-/// without the blocks still pending (`bmap::commit`); and its number in
+/// without the blocks still pending (`ordered::commit`); and its number in
 /// the order such forms were taken.
 fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
     let d = inode.data();
@@ -396,7 +396,7 @@ fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
 /// Writes `inode` into its slot of the inode table (in the buffer cache);
 /// with `sync`, writes the block to the disk and waits.
 ///
-/// First pending blocks are published (`bmap::commit`): with `sync`, all of
+/// First pending blocks are published (`ordered::commit`): with `sync`, all of
 /// them if the writers can be shut out without waiting; without, those
 /// whose data has reached the disk.  What is left keeps the inode dirty,
 /// and writeback comes back for it.  The slot gets the map as published,
@@ -406,11 +406,11 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
     let ino = inode.ino() as u32;
     let mut result = Ok(());
     let how = if sync {
-        bmap::Commit::Try
+        ordered::Commit::Try
     } else {
-        bmap::Commit::Ready
+        ordered::Commit::Ready
     };
-    match bmap::commit(inode, how) {
+    match ordered::commit(inode, how) {
         Ok(true) => {}
         // Blocks left pending: writeback comes back for them.
         Ok(false) => inode.mark_dirty(),
@@ -492,7 +492,7 @@ pub(crate) fn evict(inode: &INode<Rbfs>) {
         // (the page cache was written and waited for): publish it rather
         // than lose it.
         if inode.data().lock_map().pending_blocks != 0 && !inode.super_block().is_read_only() {
-            let _ = bmap::publish_all(inode).and_then(|_| write_inode(inode, false));
+            let _ = ordered::publish_all(inode).and_then(|_| write_inode(inode, false));
         }
         return;
     }
@@ -506,7 +506,7 @@ pub(crate) fn evict(inode: &INode<Rbfs>) {
         let fast =
             inode.data().fmt == format::S_IFLNK && inode.size() <= format::FAST_SYMLINK_MAX as u64;
         if !fast {
-            bmap::truncate_blocks(inode, 0)?;
+            truncate::truncate_blocks(inode, 0)?;
         }
         let (buf, offset) = table_block(sb, ino)?;
         {

@@ -134,7 +134,7 @@ pub(crate) static REG_FOPS: kernel::fs::file::Ops<crate::sb::Rbfs> = {
     // SAFETY: `file::Ops` is a transparent wrapper of the C table.
     let mut raw: bindings::file_operations = unsafe {
         core::mem::transmute(Ops::<crate::sb::Rbfs>::read_write_regular::<
-            crate::bmap::Mapper,
+            crate::file::Mapper,
         >())
     };
     raw.fsync = Some(fsync_nowait);
