@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make mutants: build the module once normally and once per mutant (one
-# writeback hazard reintroduced each, samples/rust/rbfs/mutants.rs), boot
+# writeback hazard reintroduced each, scripts/mutants/), boot
 # the `hazards` scenario with each, and show that every mutant is caught by
 # the test for its hazard while the normal module passes every test.
 #
@@ -11,15 +11,13 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$RBFS_ROOT"
 
-mutants="touch_after_submit submit_before_mark early_sync_completion clear_tag_early wait_with_open_bio publish_early"
-declare -A target=(
-	[touch_after_submit]=same_page_twice
-	[submit_before_mark]=mark_before_submit
-	[early_sync_completion]=sync_completion
-	[clear_tag_early]=fsync_finds_page
-	[wait_with_open_bio]=no_wait_with_open_bio
-	[publish_early]=ordered_pointers
-)
+# The list, with each mutant's test: scripts/mutants/list.
+mutants=
+declare -A target=()
+while read -r name test _; do
+	mutants+=" $name"
+	target[$name]=$test
+done < <(sed 's/#.*//' scripts/mutants/list | awk 'NF')
 
 scripts/kernel.sh debug || exit 1
 scripts/module.sh debug || exit 1

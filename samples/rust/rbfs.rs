@@ -47,10 +47,6 @@ mod truncate;
 #[path = "rbfs/write.rs"]
 mod write;
 
-#[cfg(rbfs_mutant)]
-#[path = "rbfs/mutants.rs"]
-mod mutants;
-
 /// Version of the module, logged at load time.
 const VERSION: &str = "0.3.0";
 

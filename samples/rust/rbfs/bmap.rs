@@ -326,8 +326,7 @@ pub(crate) fn lock_map(inode: &INode<Rbfs>, ordered: bool) -> Result<MapGuard<'_
 /// its data is on the disk (`commit`); a directory's goes into the map.
 pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> {
     let path = format::block_path(inode.super_block().data().block_log(), index).ok_or(EFBIG)?;
-    // The `publish_early` mutant maps new blocks at once, as ext2 does.
-    let ordered = !crate::inode::is_dir(inode) && !cfg!(rbfs_mutant_publish_early);
+    let ordered = !crate::inode::is_dir(inode);
     let mut st = lock_map(inode, ordered)?;
     if let Some((b, _)) = pending_at(&mut st, index, 1) {
         check_block(inode, b)?;

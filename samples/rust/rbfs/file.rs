@@ -18,11 +18,8 @@ use kernel::prelude::*;
 pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
 
 /// File operations of regular files.
-#[cfg(not(rbfs_mutant_early_sync_completion))]
 pub(crate) static REG_FOPS: kernel::fs::file::Ops<Rbfs> =
     kernel::fs::file::Ops::read_write_regular::<Mapper>();
-#[cfg(rbfs_mutant_early_sync_completion)]
-pub(crate) use crate::mutants::REG_FOPS;
 
 /// Inode operations of regular files.
 pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>();

@@ -63,10 +63,6 @@ fn submit(bio: &mut Option<Bio>) {
 }
 
 /// Writes one locked folio's dirty buffers, adding them to `bio`.
-#[cfg_attr(
-    rbfs_mutant_submit_before_mark,
-    allow(unreachable_code, unused_variables)
-)]
 fn write_folio(
     inode: &INode<Rbfs>,
     folio: Locked<'_>,
@@ -87,21 +83,6 @@ fn write_folio(
         folio.start_writeback(false).end_now();
         return Ok(());
     };
-    #[cfg(rbfs_mutant_submit_before_mark)]
-    {
-        drop(buffers);
-        submit(bio);
-        let raw = folio.folio().as_raw();
-        // The mutant unlocks the folio itself.
-        core::mem::forget(folio);
-        crate::mutants::write_unmarked(raw, wbc.write_flags());
-        return Ok(());
-    }
-    #[cfg(rbfs_mutant_touch_after_submit)]
-    let first_raw = folio
-        .buffers()
-        .and_then(|mut b| b.next())
-        .map(|b| b.as_raw());
     let sync_all = wbc.sync_all();
     let mut result = Ok(());
     let mut redirty = false;
@@ -150,9 +131,6 @@ fn write_folio(
         .buffers()
         .is_some_and(|mut b| b.any(|bh| bh.is_dirty()));
 
-    #[cfg(rbfs_mutant_clear_tag_early)]
-    crate::mutants::clear_tag_early(folio.folio().as_raw());
-
     // Pass 2: start writeback (the folio lock goes with it and is released
     // when `in_flight` is dropped, after submission), then submit.
     let Some(mut in_flight) = folio.start_writeback(left_dirty).in_flight() else {
@@ -163,7 +141,6 @@ fn write_folio(
         let block = buf.head().block_nr();
         let sector = block << (log - 9);
         let contiguous = bio.as_ref().is_some_and(|b| b.end_sector() == sector);
-        #[cfg(not(rbfs_mutant_wait_with_open_bio))]
         if !contiguous {
             submit(bio);
         }
@@ -172,22 +149,18 @@ fn write_folio(
                 Ok(()) => continue,
                 // Full: submit it and start another.
                 Err(buf) => {
-                    #[cfg(not(rbfs_mutant_wait_with_open_bio))]
                     submit(bio);
                     buf
                 }
             },
             _ => buf,
         };
-        // No bio is open here, so allocating may sleep safely (the mutant
-        // allocates with its bio still open, and submits it only after).
+        // No bio is open here, so allocating may sleep safely.
         // Integrity writeback (fsync, sync) waits for a bio, and then
         // cannot fail.  Background writeback takes one only if there is one
         // now: otherwise the rest of this folio is redirtied and written by
         // a later pass, and nothing is reported (nothing is lost).
         let new = Bio::new(sb, block, MAX_VECS, flags, sync_all);
-        #[cfg(rbfs_mutant_wait_with_open_bio)]
-        submit(bio);
         let mut new = match new {
             Ok(b) => b,
             Err(e) => {
@@ -212,14 +185,6 @@ fn write_folio(
             return Err(EIO);
         }
         *bio = Some(new);
-    }
-    #[cfg(rbfs_mutant_touch_after_submit)]
-    {
-        drop(in_flight);
-        submit(bio);
-        if let Some(p) = first_raw {
-            crate::mutants::touch_after_submit(p);
-        }
     }
     result
 }

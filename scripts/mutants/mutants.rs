@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Mutants: the five writeback hazards and the ordered-data rule,
-//! reintroduced one at a time, for
-//! `make mutants` only.  Never built otherwise: this file is compiled only
-//! with `--cfg rbfs_mutant` (set by `RBFS_MUTANT=<name>`, see
-//! samples/rust/Kbuild), and the normal module does not contain it.
+//! reintroduced one at a time, for `make mutants` only.  This file is not
+//! part of the module's sources: scripts/module.sh copies it into a mutant's
+//! copy of the module beside the mutant's patch (`<name>.patch` here), and
+//! `--cfg rbfs_mutant_<name>` selects the helpers that mutant uses.
 //!
 //! Each mutant is the bug as Linux filesystems have had it, plus, where the
 //! race is narrow, a short sleep that stands in for an unlucky preemption so
 //! that the scenario hits it every time.  Four of the five need `unsafe`:
 //! the `kernel::fs` abstractions make those orders impossible to express in
-//! safe code, which is the point of them.  That is also why this is the one
-//! file of the module that contains `unsafe`.
+//! safe code, which is the point of them.  That is also why these helpers
+//! live outside the module's sources, which contain no `unsafe`.
 //!
 //! - `touch_after_submit`: after a folio's last buffer is submitted, clear
 //!   the first buffer's dirty bit (as old `__block_write_full_page` did with
