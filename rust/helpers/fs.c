@@ -228,3 +228,13 @@ void rust_helper_memalloc_nofs_restore(unsigned int flags)
 {
 	memalloc_nofs_restore(flags);
 }
+
+void rust_helper_inode_lock(struct inode *inode)
+{
+	inode_lock(inode);
+}
+
+void rust_helper_inode_unlock(struct inode *inode)
+{
+	inode_unlock(inode);
+}

@@ -29,7 +29,7 @@ use core::marker::PhantomData;
 pub mod address_space;
 pub mod buffer;
 pub mod dentry;
-pub mod file;
+pub mod file_ops;
 pub mod folio;
 pub mod inode;
 pub mod param;

@@ -129,9 +129,9 @@ unsafe extern "C" fn fsync_nowait(
 
 /// The regular files' operations of the `early_sync_completion` mutant.
 #[cfg(rbfs_mutant_early_sync_completion)]
-pub(crate) static REG_FOPS: kernel::fs::file::Ops<crate::sb::Rbfs> = {
-    use kernel::fs::file::Ops;
-    // SAFETY: `file::Ops` is a transparent wrapper of the C table.
+pub(crate) static REG_FOPS: kernel::fs::file_ops::Ops<crate::sb::Rbfs> = {
+    use kernel::fs::file_ops::Ops;
+    // SAFETY: `file_ops::Ops` is a transparent wrapper of the C table.
     let mut raw: bindings::file_operations = unsafe {
         core::mem::transmute(Ops::<crate::sb::Rbfs>::read_write_regular::<
             crate::file::Mapper,

@@ -15,7 +15,10 @@
 
 use super::folio::{Folio, Locked};
 use super::writeback::{Iter, WritebackControl};
-use super::{inode::INode, FileSystem};
+use super::{
+    inode::{Exclusive, INode},
+    FileSystem,
+};
 use crate::bindings;
 use crate::error::{code::*, from_result, Result};
 use core::marker::PhantomData;
@@ -219,11 +222,20 @@ impl<T: FileSystem> Ops<T> {
     }
 
     /// Read-write operations for files mapped by `U`, written back by `U`'s
-    /// `writepages` and `writepage`.
+    /// `writepages` and, if `U` has one, `writepage` (without it, reclaim
+    /// leaves dirty folios to the flusher, as for ext4).  `U` must implement
+    /// `writepages` and `map_block_for_write`: a table built without them
+    /// does not compile (the `static` it initialises fails to evaluate).
     pub const fn read_write<U: Operations<FileSystem = T>>() -> Self {
+        assert!(
+            U::HAS_WRITEPAGES && U::HAS_MAP_BLOCK_FOR_WRITE,
+            "read-write address-space operations need writepages and map_block_for_write"
+        );
         let mut ops = Self::read_only::<U>().0;
         ops.writepages = Some(Table::<U>::writepages);
-        ops.writepage = Some(Table::<U>::writepage);
+        if U::HAS_WRITEPAGE {
+            ops.writepage = Some(Table::<U>::writepage);
+        }
         ops.write_begin = Some(Table::<U>::write_begin);
         ops.write_end = Some(Table::<U>::write_end);
         ops.dirty_folio = Some(bindings::block_dirty_folio);
@@ -241,9 +253,10 @@ impl<T: FileSystem> Ops<T> {
 /// block's end, in the page cache (dirtying it), before a truncation to
 /// `from`: the block stays, and its tail must read as zeroes if the file
 /// grows again (`block_truncate_page`).
-pub fn zero_partial_block<U: Operations>(inode: &INode<U::FileSystem>, from: u64) -> Result {
-    // SAFETY: The inode's mapping has `U`'s operations (it is one of `U`'s
-    // filesystem's block-mapped files); the caller holds `i_rwsem`.
+pub fn zero_partial_block<U: Operations>(inode: &Exclusive<U::FileSystem>, from: u64) -> Result {
+    // SAFETY: A valid inode whose `i_rwsem` we hold; `get_block` maps
+    // through `U`, the mapper of `U::FileSystem`'s files, so it is handed
+    // an inode of its own filesystem.
     let r = unsafe {
         bindings::block_truncate_page(
             (*inode.as_raw()).i_mapping,
@@ -260,12 +273,12 @@ pub fn zero_partial_block<U: Operations>(inode: &INode<U::FileSystem>, from: u64
 /// fault maps a page or allocates a block beyond the new size meanwhile.
 /// Waits for writeback of the pages removed.
 pub fn truncate<T: FileSystem>(
-    inode: &INode<T>,
+    inode: &Exclusive<T>,
     size: u64,
     free: impl FnOnce() -> Result,
 ) -> Result {
-    // SAFETY: A valid inode whose `i_rwsem` the caller holds (setattr or
-    // eviction); the invalidate lock is taken and released here.
+    // SAFETY: A valid inode whose `i_rwsem` we hold; the invalidate lock
+    // is taken and released here.
     unsafe {
         let mapping = (*inode.as_raw()).i_mapping;
         bindings::filemap_invalidate_lock(mapping);

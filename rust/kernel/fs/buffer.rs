@@ -228,9 +228,9 @@ pub enum State {
 /// # Invariants
 ///
 /// `bh` holds a reference, is up to date, and its data is `b_size` bytes
-/// in lowmem (buffer-cache folios of a block device are never highmem on
-/// the architectures rbfs builds for: `__bread_gfp` uses the mapping's gfp,
-/// without `__GFP_HIGHMEM` for block devices).
+/// in lowmem: a block device's page cache is allocated with its mapping's
+/// gfp, `GFP_USER`, which has no `__GFP_HIGHMEM` (`bdev_alloc`), and
+/// 64-bit architectures have no highmem anyway.
 pub struct Buffer {
     bh: NonNull<bindings::buffer_head>,
 }

@@ -12,7 +12,7 @@
 //! releases it (`iget_failed`).  Only initialised inodes are ever seen as
 //! [`INode`], so their data is always there.
 
-use super::{address_space, dentry::DEntry, file, sb::SuperBlock, FileSystem};
+use super::{address_space, dentry::DEntry, file_ops, sb::SuperBlock, FileSystem};
 use crate::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use crate::bindings;
 use crate::error::{code::*, from_result, Error, Result};
@@ -30,6 +30,107 @@ use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 /// only handed out while a reference count (`i_count`) is held.
 #[repr(transparent)]
 pub struct INode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
+
+/// An inode whose `i_rwsem` is held exclusively for as long as the
+/// reference lives: by the VFS around the operation it was handed to (the
+/// directories of `create`, `link`, `unlink`, `rmdir` and `rename`, the
+/// inodes being linked, unlinked or replaced, the inode of `setattr`), or
+/// by an [`ExclusiveGuard`].  What needs `i_rwsem` (the size, the link
+/// count, truncating the page cache) takes one of these, so holding the
+/// lock is a type rule, not a comment.
+///
+/// ```ignore
+/// // compile_fail: E0599
+/// use kernel::fs::{inode::INode, FileSystem};
+/// fn f<T: FileSystem>(inode: &INode<T>) {
+///     inode.set_size(0); // ERROR
+/// }
+/// ```
+///
+/// # Invariants
+///
+/// The inode's `i_rwsem` is held exclusively while a reference exists.
+#[repr(transparent)]
+pub struct Exclusive<T: FileSystem>(INode<T>);
+
+impl<T: FileSystem> Exclusive<T> {
+    /// # Safety
+    ///
+    /// The caller holds `inode`'s `i_rwsem` exclusively for `'a`.
+    pub(crate) unsafe fn from_inode<'a>(inode: &'a INode<T>) -> &'a Self {
+        // SAFETY: Transparent wrapper.  INVARIANT: Per the safety
+        // requirements.
+        unsafe { &*(inode as *const INode<T>).cast::<Self>() }
+    }
+
+    /// Sets the size (`i_size_write`).
+    pub fn set_size(&self, size: u64) {
+        // SAFETY: A valid inode whose `i_rwsem` we hold (type invariant),
+        // which serialises size changes.
+        unsafe { bindings::i_size_write(self.as_raw(), size as i64) }
+    }
+
+    /// Increments the link count and marks the inode dirty.
+    pub fn inc_nlink(&self) {
+        // SAFETY: A valid inode whose `i_rwsem` we hold (type invariant).
+        unsafe { bindings::inc_nlink(self.as_raw()) };
+        self.mark_dirty();
+    }
+
+    /// Decrements the link count and marks the inode dirty.
+    pub fn drop_nlink(&self) {
+        // SAFETY: As for `inc_nlink`; `drop_nlink` warns on underflow.
+        unsafe { bindings::drop_nlink(self.as_raw()) };
+        self.mark_dirty();
+    }
+
+    /// Sets the link count to 0 and marks the inode dirty.
+    pub fn clear_nlink(&self) {
+        // SAFETY: As for `inc_nlink`.
+        unsafe { bindings::clear_nlink(self.as_raw()) };
+        self.mark_dirty();
+    }
+}
+
+impl<T: FileSystem> core::ops::Deref for Exclusive<T> {
+    type Target = INode<T>;
+
+    fn deref(&self) -> &INode<T> {
+        &self.0
+    }
+}
+
+/// `i_rwsem` of an inode, taken exclusively (`inode_lock`); released when
+/// dropped.  For an inode nobody else can reach yet (e.g. one just created,
+/// before its entry exists) or one the filesystem must lock itself.
+pub struct ExclusiveGuard<'a, T: FileSystem>(&'a INode<T>);
+
+impl<T: FileSystem> INode<T> {
+    /// Takes `i_rwsem` exclusively, sleeping if needed.
+    pub fn lock(&self) -> ExclusiveGuard<'_, T> {
+        // SAFETY: A valid inode; `inode_lock` may sleep, which the caller
+        // allows by calling this.
+        unsafe { bindings::inode_lock(self.as_raw()) };
+        ExclusiveGuard(self)
+    }
+}
+
+impl<T: FileSystem> core::ops::Deref for ExclusiveGuard<'_, T> {
+    type Target = Exclusive<T>;
+
+    fn deref(&self) -> &Exclusive<T> {
+        // SAFETY: We hold the lock until dropped, and the reference cannot
+        // outlive `self`.
+        unsafe { Exclusive::from_inode(self.0) }
+    }
+}
+
+impl<T: FileSystem> Drop for ExclusiveGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: Taken in `INode::lock`.
+        unsafe { bindings::inode_unlock(self.0.as_raw()) };
+    }
+}
 
 /// What `alloc_inode` allocates: the VFS inode and the filesystem's data.
 #[repr(C)]
@@ -83,7 +184,8 @@ impl<T: FileSystem> INode<T> {
     /// The file size (`i_size`).
     pub fn size(&self) -> u64 {
         // SAFETY: A racy read of `i_size` is what `i_size_read` does on
-        // 64-bit; it is never negative for rbfs's files.
+        // 64-bit; the VFS never sets a negative size (it checks sizes
+        // against `s_maxbytes`, which is positive).
         unsafe { (*self.as_raw()).i_size as u64 }
     }
 
@@ -125,38 +227,10 @@ impl<T: FileSystem> INode<T> {
         unsafe { (*self.as_raw()).__bindgen_anon_1.i_nlink }
     }
 
-    /// Increments the link count and marks the inode dirty.
-    pub fn inc_nlink(&self) {
-        // SAFETY: The VFS holds `i_rwsem` of the directories involved.
-        unsafe { bindings::inc_nlink(self.as_raw()) };
-        self.mark_dirty();
-    }
-
-    /// Decrements the link count and marks the inode dirty.
-    pub fn drop_nlink(&self) {
-        // SAFETY: As for `inc_nlink`; `drop_nlink` warns on underflow.
-        unsafe { bindings::drop_nlink(self.as_raw()) };
-        self.mark_dirty();
-    }
-
-    /// Sets the link count to 0 and marks the inode dirty.
-    pub fn clear_nlink(&self) {
-        // SAFETY: As for `inc_nlink`.
-        unsafe { bindings::clear_nlink(self.as_raw()) };
-        self.mark_dirty();
-    }
-
     /// Marks the inode dirty, so that `write_inode` writes it back.
     pub fn mark_dirty(&self) {
         // SAFETY: A valid, initialised inode.
         unsafe { bindings::mark_inode_dirty(self.as_raw()) }
-    }
-
-    /// Sets the size (`i_size_write`).  The caller serialises size changes
-    /// (the VFS holds `i_rwsem` for writes and truncation).
-    pub fn set_size(&self, size: u64) {
-        // SAFETY: A valid inode; the caller holds `i_rwsem`.
-        unsafe { bindings::i_size_write(self.as_raw(), size as i64) }
     }
 
     /// Sets the space used, in 512-byte sectors (`i_blocks`), under
@@ -286,11 +360,11 @@ pub struct New<T: FileSystem> {
 /// What kind of inode, with the operations for it.
 pub enum Kind<T: FileSystem> {
     /// A directory.
-    Dir(&'static Ops<T>, &'static file::Ops<T>),
+    Dir(&'static Ops<T>, &'static file_ops::Ops<T>),
     /// A regular file, with its inode, file and page-cache operations.
     Reg(
         &'static Ops<T>,
-        &'static file::Ops<T>,
+        &'static file_ops::Ops<T>,
         &'static address_space::Ops<T>,
     ),
     /// A symlink whose target is read through the page cache.
@@ -481,7 +555,7 @@ impl<T: FileSystem> Drop for New<T> {
 /// `create`, `mkdir`, `mknod` and `symlink`.
 pub struct Creation<'a, T: FileSystem> {
     idmap: *mut bindings::mnt_idmap,
-    dir: &'a INode<T>,
+    dir: &'a Exclusive<T>,
     /// The full mode: file type and permission bits (`umask` applied).
     pub mode: u16,
     /// The device number for `mknod` of a device (kernel encoding).
@@ -489,8 +563,8 @@ pub struct Creation<'a, T: FileSystem> {
 }
 
 impl<T: FileSystem> Creation<'_, T> {
-    /// The directory the inode is created in.
-    pub fn dir(&self) -> &INode<T> {
+    /// The directory the inode is created in (its `i_rwsem` held).
+    pub fn dir(&self) -> &Exclusive<T> {
         self.dir
     }
 }
@@ -543,8 +617,8 @@ pub trait Operations {
 
     /// Adds the entry `name` for the existing `inode` to `dir`.
     fn link(
-        _inode: &INode<Self::FileSystem>,
-        _dir: &INode<Self::FileSystem>,
+        _inode: &Exclusive<Self::FileSystem>,
+        _dir: &Exclusive<Self::FileSystem>,
         _name: &[u8],
     ) -> Result {
         Err(EPERM)
@@ -552,9 +626,9 @@ pub trait Operations {
 
     /// Removes the entry `name` of `inode` (not a directory) from `dir`.
     fn unlink(
-        _dir: &INode<Self::FileSystem>,
+        _dir: &Exclusive<Self::FileSystem>,
         _name: &[u8],
-        _inode: &INode<Self::FileSystem>,
+        _inode: &Exclusive<Self::FileSystem>,
     ) -> Result {
         Err(EPERM)
     }
@@ -562,23 +636,25 @@ pub trait Operations {
     /// Removes the directory `inode`, entry `name` of `dir`; fails with
     /// `ENOTEMPTY` if it has entries.
     fn rmdir(
-        _dir: &INode<Self::FileSystem>,
+        _dir: &Exclusive<Self::FileSystem>,
         _name: &[u8],
-        _inode: &INode<Self::FileSystem>,
+        _inode: &Exclusive<Self::FileSystem>,
     ) -> Result {
         Err(EPERM)
     }
 
     /// Renames `old_dir`/`old_name` (inode `old`) to `new_dir`/`new_name`,
-    /// which names `new` if it exists.  `flags` are `RENAME_*`.
+    /// which names `new` if it exists.  `flags` are `RENAME_*`.  `old` is
+    /// not always locked (the VFS leaves a directory moved within its
+    /// parent unlocked), so it comes as a plain [`INode`].
     #[allow(clippy::too_many_arguments)]
     fn rename(
-        _old_dir: &INode<Self::FileSystem>,
+        _old_dir: &Exclusive<Self::FileSystem>,
         _old_name: &[u8],
         _old: &INode<Self::FileSystem>,
-        _new_dir: &INode<Self::FileSystem>,
+        _new_dir: &Exclusive<Self::FileSystem>,
         _new_name: &[u8],
-        _new: Option<&INode<Self::FileSystem>>,
+        _new: Option<&Exclusive<Self::FileSystem>>,
         _flags: u32,
     ) -> Result {
         Err(EPERM)
@@ -586,7 +662,7 @@ pub trait Operations {
 
     /// Changes attributes (chmod, chown, utimes, truncate), after the VFS
     /// has checked permissions and the request (`setattr_prepare`).
-    fn setattr(_inode: &INode<Self::FileSystem>, _attr: &Attr) -> Result {
+    fn setattr(_inode: &Exclusive<Self::FileSystem>, _attr: &Attr) -> Result {
         Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))
     }
 }
@@ -620,9 +696,9 @@ impl Attr {
 
     /// Copies every attribute but the size into `inode` (`setattr_copy`)
     /// and marks it dirty.
-    pub fn copy_to<T: FileSystem>(&self, inode: &INode<T>) {
-        // SAFETY: The request, its idmap and the inode (whose `i_rwsem` the
-        // VFS holds) are valid for the call.
+    pub fn copy_to<T: FileSystem>(&self, inode: &Exclusive<T>) {
+        // SAFETY: The request, its idmap and the inode (whose `i_rwsem` we
+        // hold) are valid for the call.
         unsafe { bindings::setattr_copy(self.idmap, inode.as_raw(), self.attr) };
         inode.mark_dirty();
     }
@@ -685,8 +761,11 @@ impl<U: Operations> OpsTable<U> {
         crate::error::from_result(|| {
             // SAFETY: Per the safety requirements.
             crate::error::to_result(unsafe { bindings::setattr_prepare(idmap, dentry, attr) })?;
-            // SAFETY: A positive dentry pins its inode.
-            let inode = unsafe { INode::<U::FileSystem>::from_raw((*dentry).d_inode) };
+            // SAFETY: A positive dentry pins its inode, whose `i_rwsem`
+            // `notify_change`'s caller holds (per the safety requirements).
+            let inode = unsafe {
+                Exclusive::from_inode(INode::<U::FileSystem>::from_raw((*dentry).d_inode))
+            };
             U::setattr(inode, &Attr { attr, idmap })?;
             Ok(0)
         })
@@ -711,7 +790,7 @@ impl<U: Operations> OpsTable<U> {
         // SAFETY: Per the safety requirements.
         let (dir, d) = unsafe {
             (
-                INode::<U::FileSystem>::from_raw(dir),
+                Exclusive::from_inode(INode::<U::FileSystem>::from_raw(dir)),
                 DEntry::from_raw(dentry),
             )
         };
@@ -800,11 +879,12 @@ impl<U: Operations> OpsTable<U> {
         dentry: *mut bindings::dentry,
     ) -> core::ffi::c_int {
         from_result(|| {
-            // SAFETY: Per the safety requirements.
+            // SAFETY: Per the safety requirements (`vfs_link` holds both
+            // inodes' `i_rwsem`).
             let (inode, dir, d) = unsafe {
                 (
-                    INode::<U::FileSystem>::from_raw((*old).d_inode),
-                    INode::<U::FileSystem>::from_raw(dir),
+                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw((*old).d_inode)),
+                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw(dir)),
                     DEntry::from_raw(dentry),
                 )
             };
@@ -827,16 +907,17 @@ impl<U: Operations> OpsTable<U> {
         dir: *mut bindings::inode,
         dentry: *mut bindings::dentry,
     ) -> (
-        &'a INode<U::FileSystem>,
+        &'a Exclusive<U::FileSystem>,
         &'a DEntry,
-        &'a INode<U::FileSystem>,
+        &'a Exclusive<U::FileSystem>,
     ) {
-        // SAFETY: Per the safety requirements.
+        // SAFETY: Per the safety requirements (`vfs_unlink` and `vfs_rmdir`
+        // hold both inodes' `i_rwsem`).
         unsafe {
             (
-                INode::<U::FileSystem>::from_raw(dir),
+                Exclusive::from_inode(INode::<U::FileSystem>::from_raw(dir)),
                 DEntry::from_raw(dentry),
-                INode::<U::FileSystem>::from_raw((*dentry).d_inode),
+                Exclusive::from_inode(INode::<U::FileSystem>::from_raw((*dentry).d_inode)),
             )
         }
     }
@@ -875,7 +956,7 @@ impl<U: Operations> OpsTable<U> {
     ///
     /// Called by the VFS (`vfs_rename`) with both directories locked
     /// (`lock_rename`), a positive `old_dentry`, and `new_dentry` positive
-    /// or negative; the inodes involved are locked too.
+    /// (its inode locked) or negative.
     unsafe extern "C" fn rename(
         _idmap: *mut bindings::mnt_idmap,
         old_dir: *mut bindings::inode,
@@ -888,17 +969,18 @@ impl<U: Operations> OpsTable<U> {
             // SAFETY: Per the safety requirements.
             let (od, odent, old, nd, ndent) = unsafe {
                 (
-                    INode::<U::FileSystem>::from_raw(old_dir),
+                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw(old_dir)),
                     DEntry::from_raw(old_dentry),
                     INode::<U::FileSystem>::from_raw((*old_dentry).d_inode),
-                    INode::<U::FileSystem>::from_raw(new_dir),
+                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw(new_dir)),
                     DEntry::from_raw(new_dentry),
                 )
             };
-            // SAFETY: A positive dentry pins its inode.
+            // SAFETY: A positive dentry pins its inode; `vfs_rename` locks a
+            // target inode in every case.
             let new = unsafe {
                 let i = (*new_dentry).d_inode;
-                (!i.is_null()).then(|| INode::<U::FileSystem>::from_raw(i))
+                (!i.is_null()).then(|| Exclusive::from_inode(INode::<U::FileSystem>::from_raw(i)))
             };
             U::rename(od, odent.name(), old, nd, ndent.name(), new, flags)?;
             Ok(0)

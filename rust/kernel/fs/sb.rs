@@ -64,11 +64,21 @@ impl<T: FileSystem> SuperBlock<T> {
     }
 
     /// Makes the filesystem read-only (after detecting corruption, for
-    /// `errors=remount-ro`), as ext2's `ext2_error` does.
+    /// `errors=remount-ro`), as ext2's `ext2_error` does, but with an
+    /// atomic or: callers hold no lock (corruption is found anywhere), so
+    /// the flag is set without `s_umount`, and an atomic read-modify-write
+    /// loses no other flag that changes meanwhile.  (A remount racing with
+    /// it can still write its own flags over the bit, as with ext2.)
     pub fn force_read_only(&self) {
-        // SAFETY: The super block is valid; ext2 sets the flag the same way
-        // without `s_umount`, as a one-way transition.
-        unsafe { (*self.as_raw()).s_flags |= bindings::SB_RDONLY };
+        // SAFETY: `s_flags` is a properly aligned `unsigned long` of a
+        // valid super block, which lives for `&self`; the kernel reads it
+        // with `READ_ONCE`-style racy loads (`sb_rdonly`).
+        let flags = unsafe {
+            core::sync::atomic::AtomicUsize::from_ptr(
+                core::ptr::addr_of_mut!((*self.as_raw()).s_flags).cast::<usize>(),
+            )
+        };
+        flags.fetch_or(bindings::SB_RDONLY, core::sync::atomic::Ordering::Relaxed);
     }
 
     /// The super block's open block device.

@@ -7,8 +7,8 @@ use crate::format::{self, DirBlock, FormatError};
 use crate::inode::{iget, is_dir};
 use crate::sb::{corrupt, euclean, Rbfs};
 use kernel::fs::buffer::Buffer;
-use kernel::fs::file::{self, DirEmitter};
-use kernel::fs::inode::{self, Creation, INode};
+use kernel::fs::file_ops::{self, DirEmitter};
+use kernel::fs::inode::{self, Creation, Exclusive, INode};
 use kernel::prelude::*;
 use kernel::types::ARef;
 
@@ -16,7 +16,7 @@ use kernel::types::ARef;
 pub(crate) static DIR_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<DirOps>();
 
 /// File operations of directories.
-pub(crate) static DIR_FOPS: file::Ops<Rbfs> = file::Ops::dir::<DirOps>();
+pub(crate) static DIR_FOPS: file_ops::Ops<Rbfs> = file_ops::Ops::dir::<DirOps>();
 
 pub(crate) struct DirOps;
 
@@ -134,7 +134,7 @@ pub(crate) fn init_dir(dir: &INode<Rbfs>, parent: u32) -> Result {
 
 /// Adds the entry `name` -> `ino` (type `ft`) to `dir`, in the first block
 /// with room, or in a new block at the end.
-fn add_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
+fn add_entry(dir: &Exclusive<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
     let sb = dir.super_block();
     let nblocks = dir_blocks(dir);
     for index in 0..nblocks {
@@ -273,7 +273,8 @@ impl inode::Operations for DirOps {
         }
         let inode = crate::inode::create(how, None)?;
         if let Err(e) = add_entry(dir, name, inode.ino() as u32, dtype(&inode)?) {
-            inode.clear_nlink();
+            // Nobody else can reach the new inode: its lock is free.
+            inode.lock().clear_nlink();
             return Err(e);
         }
         if is_dir {
@@ -285,13 +286,13 @@ impl inode::Operations for DirOps {
     fn symlink(how: &Creation<'_, Rbfs>, name: &[u8], target: &CStr) -> Result<ARef<INode<Rbfs>>> {
         let inode = crate::inode::create(how, Some(target))?;
         if let Err(e) = add_entry(how.dir(), name, inode.ino() as u32, format::DT_LNK) {
-            inode.clear_nlink();
+            inode.lock().clear_nlink();
             return Err(e);
         }
         Ok(inode)
     }
 
-    fn link(inode: &INode<Rbfs>, dir: &INode<Rbfs>, name: &[u8]) -> Result {
+    fn link(inode: &Exclusive<Rbfs>, dir: &Exclusive<Rbfs>, name: &[u8]) -> Result {
         if inode.nlink() >= LINK_MAX {
             return Err(EMLINK);
         }
@@ -301,14 +302,14 @@ impl inode::Operations for DirOps {
         Ok(())
     }
 
-    fn unlink(dir: &INode<Rbfs>, name: &[u8], inode: &INode<Rbfs>) -> Result {
+    fn unlink(dir: &Exclusive<Rbfs>, name: &[u8], inode: &Exclusive<Rbfs>) -> Result {
         remove_entry(dir, name)?;
         inode.drop_nlink();
         inode.touch_ctime();
         Ok(())
     }
 
-    fn rmdir(dir: &INode<Rbfs>, name: &[u8], inode: &INode<Rbfs>) -> Result {
+    fn rmdir(dir: &Exclusive<Rbfs>, name: &[u8], inode: &Exclusive<Rbfs>) -> Result {
         if !is_empty(inode)? {
             return Err(enotempty());
         }
@@ -320,12 +321,12 @@ impl inode::Operations for DirOps {
     }
 
     fn rename(
-        old_dir: &INode<Rbfs>,
+        old_dir: &Exclusive<Rbfs>,
         old_name: &[u8],
         old: &INode<Rbfs>,
-        new_dir: &INode<Rbfs>,
+        new_dir: &Exclusive<Rbfs>,
         new_name: &[u8],
-        new: Option<&INode<Rbfs>>,
+        new: Option<&Exclusive<Rbfs>>,
         flags: u32,
     ) -> Result {
         if flags & !(inode::RENAME_NOREPLACE | inode::RENAME_EXCHANGE) != 0 {
@@ -392,7 +393,7 @@ impl inode::Operations for DirOps {
     }
 
     /// chmod, chown, utimes (a directory's size is its own business).
-    fn setattr(inode: &INode<Rbfs>, attr: &inode::Attr) -> Result {
+    fn setattr(inode: &Exclusive<Rbfs>, attr: &inode::Attr) -> Result {
         if attr.changes_size() {
             return Err(EISDIR);
         }
@@ -402,7 +403,7 @@ impl inode::Operations for DirOps {
 }
 
 #[vtable]
-impl file::Operations for DirOps {
+impl file_ops::Operations for DirOps {
     type FileSystem = Rbfs;
 
     fn read_dir(dir: &INode<Rbfs>, emitter: &mut DirEmitter<'_>) -> Result {
@@ -467,5 +468,7 @@ impl file::Operations for DirOps {
 }
 
 // The on-disk DT_* values are the kernel's; keep them in step.
-const _: () = assert!(format::DT_DIR == file::dtype::DIR && format::DT_REG == file::dtype::REG);
-const _: () = assert!(format::DT_LNK == file::dtype::LNK && format::DT_SOCK == file::dtype::SOCK);
+const _: () =
+    assert!(format::DT_DIR == file_ops::dtype::DIR && format::DT_REG == file_ops::dtype::REG);
+const _: () =
+    assert!(format::DT_LNK == file_ops::dtype::LNK && format::DT_SOCK == file_ops::dtype::SOCK);

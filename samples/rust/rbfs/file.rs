@@ -9,17 +9,18 @@ use crate::ordered::{commit, Commit};
 use crate::sb::Rbfs;
 use crate::truncate::truncate_blocks;
 use crate::write;
+use kernel::fs::address_space;
 use kernel::fs::folio::Locked;
+use kernel::fs::inode::{self, Exclusive, INode};
 use kernel::fs::writeback::{Iter, WritebackControl};
-use kernel::fs::{address_space, inode, inode::INode};
 use kernel::prelude::*;
 
 /// Page-cache operations of regular files and long symlinks.
 pub(crate) static AOPS: address_space::Ops<Rbfs> = address_space::Ops::read_write::<Mapper>();
 
 /// File operations of regular files.
-pub(crate) static REG_FOPS: kernel::fs::file::Ops<Rbfs> =
-    kernel::fs::file::Ops::read_write_regular::<Mapper>();
+pub(crate) static REG_FOPS: kernel::fs::file_ops::Ops<Rbfs> =
+    kernel::fs::file_ops::Ops::read_write_regular::<Mapper>();
 
 /// Inode operations of regular files.
 pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>();
@@ -32,7 +33,7 @@ impl inode::Operations for RegOps {
 
     /// chmod, chown, utimes and truncate (with partial-block zeroing and
     /// block freeing).
-    fn setattr(inode: &INode<Rbfs>, attr: &inode::Attr) -> Result {
+    fn setattr(inode: &Exclusive<Rbfs>, attr: &inode::Attr) -> Result {
         if let Some(size) = attr.size() {
             set_size(inode, size)?;
         }
@@ -45,7 +46,7 @@ impl inode::Operations for RegOps {
 /// the mtime and ctime, as `ext2_setsize` does: truncate(2) comes without
 /// `ATTR_MTIME` and `ATTR_CTIME` (ftruncate(2) and `O_TRUNC` bring them).
 /// Times given with the request are copied after this, and win.
-pub(crate) fn set_size(inode: &INode<Rbfs>, size: u64) -> Result {
+pub(crate) fn set_size(inode: &Exclusive<Rbfs>, size: u64) -> Result {
     let old = inode.size();
     if size == old {
         return Ok(());

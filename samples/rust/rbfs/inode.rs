@@ -355,7 +355,8 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
         write_inode(&inode, false)
     })();
     if let Err(e) = r {
-        inode.clear_nlink();
+        // Nobody else can reach the new inode: its lock is free.
+        inode.lock().clear_nlink();
         return Err(e);
     }
     Ok(inode)

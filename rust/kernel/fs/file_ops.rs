@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Files and directory iteration.
+//! File operations tables (`struct file_operations`) and directory
+//! iteration.  (Named so as not to clash with `kernel::fs::file`, the
+//! `struct file` of 6.13 and later.)
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
 
@@ -33,7 +35,7 @@ pub mod dtype {
 ///
 /// Its position (`ctx->pos`) is the filesystem's cookie of the next entry
 /// to report; `readdir` resumes from it, so it must stay meaningful across
-/// calls (for rbfs: block index times block size plus the entry's offset).
+/// calls (e.g. the byte offset of the entry in the directory).
 pub struct DirEmitter<'a> {
     ctx: &'a mut bindings::dir_context,
 }
