@@ -49,10 +49,15 @@ fn sleep_ms(ms: u32) {
 /// with the first buffer as it was before writeback started.
 #[cfg(rbfs_mutant_touch_after_submit)]
 pub(crate) fn touch_after_submit(first: *mut bindings::buffer_head) {
-    sleep_ms(3);
-    // SAFETY: None: this is the bug.  The buffer may have been redirtied,
-    // written back again, or freed since its last submission.
-    unsafe { bindings::bh_clear_state(first, bindings::bh_state_bits_BH_Dirty) };
+    // The bug, done again and again over 20 ms so that a writer's redirty
+    // lands in the window every few rounds (a single touch after 3 ms was
+    // caught too rarely to be a dependable test).
+    for _ in 0..20 {
+        sleep_ms(1);
+        // SAFETY: None: this is the bug.  The buffer may have been
+        // redirtied, written back again, or freed since its last submission.
+        unsafe { bindings::bh_clear_state(first, bindings::bh_state_bits_BH_Dirty) };
+    }
 }
 
 /// `submit_before_mark`: writes one locked folio's dirty, mapped buffers
