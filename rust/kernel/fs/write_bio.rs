@@ -143,15 +143,13 @@ impl<C: WriteCompletion> Drop for WriteBio<C> {
     fn drop(&mut self) {
         for seg in self.bio.folio_segments() {
             let (from, to) = (seg.offset, seg.offset + seg.length);
-            // SAFETY: Every buffer in the bio came from a `Submittable`: its
-            // folio is under writeback, pinned while the buffer is marked,
-            // and the buffers the segment covers are marked by us and were
-            // never submitted (this bio never was).  Writeback ends here if
-            // nothing else of the folio is in flight.
-            unsafe {
-                let folio = Folio::from_raw(seg.folio.as_ptr());
-                folio.give_back(|_, bh| covers(from, to, bh.offset_in_folio()), true);
-            }
+            // Every buffer in the bio came from a `Submittable`, and this bio
+            // was never submitted.  Writeback ends here if nothing else of
+            // the folio is in flight.
+            // SAFETY: The folio is under writeback, pinned while it is marked.
+            let folio = unsafe { Folio::from_raw(seg.folio.as_ptr()) };
+            // SAFETY: The covered buffers are marked by us, never submitted.
+            unsafe { folio.give_back(|_, bh| covers(from, to, bh.offset_in_folio()), true) };
         }
         // SAFETY: Initialised (type invariant) and dropped once, here; its
         // buffers were given back above.
