@@ -155,15 +155,24 @@ echo "run.sh: $label: $cfg kernel, $smp vCPUs, limit ${limit}s; kernel log: $run
 
 # boot_once: one boot.  A watcher kills QEMU if the kernel has not reached
 # /init within $boot_limit seconds (the boot hung), leaving a marker file.
-boot_limit=${RBFS_BOOT_LIMIT:-300}
+# A splat before /init (the early-boot wedge described below) counts as a
+# hung boot at once instead of after the limit.
+boot_limit=${RBFS_BOOT_LIMIT:-180}
 boot_once() {
 	rm -f "$run/console.log" "$run/boot-hung" "$run/qemu.pid"
 	(
-		sleep "$boot_limit"
-		if ! grep -q 'Run /init as init process' "$run/console.log" 2>/dev/null && [ -f "$run/qemu.pid" ]; then
-			touch "$run/boot-hung"
-			kill "$(cat "$run/qemu.pid")" 2>/dev/null
-		fi
+		waited=0
+		while ! grep -q 'Run /init as init process' "$run/console.log" 2>/dev/null; do
+			if [ "$waited" -ge "$boot_limit" ] ||
+				grep -qE 'BUG:|Kernel panic' "$run/console.log" 2>/dev/null; then
+				[ -f "$run/qemu.pid" ] || exit 0
+				touch "$run/boot-hung"
+				kill "$(cat "$run/qemu.pid")" 2>/dev/null
+				exit 0
+			fi
+			sleep 2
+			waited=$((waited + 2))
+		done
 	) &
 	watcher=$!
 	killer=
@@ -201,7 +210,7 @@ boot_once
 # The first attempt's log is kept and its splats are printed.
 if [ -f "$run/boot-hung" ]; then
 	mv "$run/console.log" "$run/console.boot-hung.log"
-	echo "run.sh: $label: the kernel did not reach /init in ${boot_limit}s; retrying the boot once (log: $run/console.boot-hung.log)" >&2
+	echo "run.sh: $label: the kernel did not reach /init (limit ${boot_limit}s, or a splat first); retrying the boot once (log: $run/console.boot-hung.log)" >&2
 	grep -E 'BUG:|WARNING:|KASAN:|Oops' "$run/console.boot-hung.log" | head -5 | sed 's/^/run.sh:   first boot: /' >&2 || true
 	boot_once
 	[ ! -f "$run/boot-hung" ] || echo "run.sh: $label: the kernel did not reach /init again" >&2
