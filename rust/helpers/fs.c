@@ -36,6 +36,13 @@ loff_t rust_helper_bdev_nr_bytes(struct block_device *bdev)
 	return bdev_nr_bytes(bdev);
 }
 
+/* Inodes come from the filesystem's slab cache, on the super block's LRU. */
+struct inode *rust_helper_alloc_inode_sb(struct super_block *sb,
+					 struct kmem_cache *cache, gfp_t gfp)
+{
+	return alloc_inode_sb(sb, cache, gfp);
+}
+
 /* Folios and their buffers (the write path). */
 
 struct buffer_head *rust_helper_folio_buffers(struct folio *folio)

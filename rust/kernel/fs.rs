@@ -15,8 +15,8 @@
 //! Objects and their lifetimes:
 //! - [`sb::SuperBlock`] lives from `fill_super` to `kill_sb`; its
 //!   [`FileSystem::Data`] is created by `fill_super` and dropped in `kill_sb`.
-//! - [`inode::INode`] is reference counted (`ihold`/`iput`) and travels as
-//!   `ARef<INode<T>>`; its [`FileSystem::INodeData`] lives as long as the
+//! - [`inode::Inode`] is reference counted (`ihold`/`iput`) and travels as
+//!   `ARef<Inode<T>>`; its [`FileSystem::InodeData`] lives as long as the
 //!   inode's memory (dropped in `free_inode`, after an RCU grace period).
 //! - [`buffer::Buffer`] holds a reference to a buffer head (`brelse` on drop).
 
@@ -97,7 +97,15 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     type Data: ForeignOwnable + Send + Sync;
 
     /// Data kept with every in-memory inode of the filesystem.
-    type INodeData: Send + Sync;
+    type InodeData: Send + Sync;
+
+    /// The target of a fast symlink ([`inode::Kind::FastSymlink`]), kept in
+    /// the inode's data: the VFS follows it (`i_link`) for as long as the
+    /// inode lives, so it lives as long as the data (the borrow says so).
+    /// The default has none: such an inode fails to initialise (`EINVAL`).
+    fn fast_symlink_target(_data: &Self::InodeData) -> Option<&CStr> {
+        None
+    }
 
     /// The mount options this filesystem accepts, ending with
     /// [`param::Spec::END`].  Anything else is refused with `EINVAL`.
@@ -112,7 +120,7 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn fill_super(sb: &sb::NewSuperBlock<'_, Self>, options: Self::Options) -> Result<Self::Data>;
 
     /// Returns the root directory's inode, once [`Self::Data`] is in place.
-    fn root(sb: &sb::SuperBlock<Self>) -> Result<crate::types::ARef<inode::INode<Self>>>;
+    fn root(sb: &sb::SuperBlock<Self>) -> Result<crate::types::ARef<inode::Inode<Self>>>;
 
     /// Reports filesystem statistics (`statfs(2)`).
     fn statfs(sb: &sb::SuperBlock<Self>) -> Result<sb::Stat>;
@@ -133,15 +141,15 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
 
     /// Writes a dirty inode's attributes to the disk (`write_inode`); with
     /// `sync`, waits until they are there.
-    fn write_inode(_inode: &inode::INode<Self>, _sync: bool) -> Result {
+    fn write_inode(_inode: &inode::Inode<Self>, _sync: bool) -> Result {
         Ok(())
     }
 
     /// Called when the last reference to an inode goes and it leaves the
     /// inode cache (`evict_inode`), after its page cache is gone and before
     /// its memory is freed.  A filesystem frees an unlinked inode's blocks
-    /// and on-disk inode here ([`inode::INode::nlink`] is 0 for those).
-    fn evict_inode(_inode: &inode::INode<Self>) {}
+    /// and on-disk inode here ([`inode::Inode::nlink`] is 0 for those).
+    fn evict_inode(_inode: &inode::Inode<Self>) {}
 
     /// Writes the super block's own state (`sync_fs`); with `wait`, waits
     /// until it is on the disk.  Called after the inodes and data are.
@@ -162,9 +170,16 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
 /// that set `busy`, before it is passed to `register_filesystem`, and by
 /// the VFS (under its own locks) while registered.  `busy` is cleared only
 /// after `unregister_filesystem` returned.
+///
+/// # Invariants
+///
+/// While `busy` is set, only the `register` call that set it (and then the
+/// [`Registered`] it returned) writes `fs`.  While `fs` is registered,
+/// `inode_cache` is the slab cache that every inode of `T` comes from.
 pub struct Registration<T: FileSystem> {
     fs: Opaque<bindings::file_system_type>,
     busy: core::sync::atomic::AtomicBool,
+    inode_cache: core::sync::atomic::AtomicPtr<bindings::kmem_cache>,
     _p: PhantomData<T>,
 }
 
@@ -188,6 +203,7 @@ impl<T: FileSystem> Registration<T> {
         Self {
             fs: Opaque::new(fs),
             busy: core::sync::atomic::AtomicBool::new(false),
+            inode_cache: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
             _p: PhantomData,
         }
     }
@@ -204,6 +220,16 @@ impl<T: FileSystem> Registration<T> {
         {
             return Err(EBUSY);
         }
+        let cache = match inode::Tables::<T>::create_cache() {
+            Ok(c) => c,
+            Err(e) => {
+                self.busy.store(false, Ordering::Release);
+                return Err(e);
+            }
+        };
+        // INVARIANT: The cache is in place before the type is registered,
+        // so before any super block or inode of `T` exists.
+        self.inode_cache.store(cache.as_ptr(), Ordering::Release);
         let fs = self.fs.get();
         // SAFETY: We set `busy`, so nobody else writes `fs` and it is not
         // registered (type invariant).
@@ -211,10 +237,30 @@ impl<T: FileSystem> Registration<T> {
         // SAFETY: `fs` is a valid, fully initialised `file_system_type` in
         // static storage, as lockdep requires for its keys.
         if let Err(e) = to_result(unsafe { bindings::register_filesystem(fs) }) {
+            self.inode_cache
+                .store(core::ptr::null_mut(), Ordering::Relaxed);
+            // SAFETY: Created above; no inode was allocated from it (the
+            // type was never registered).
+            unsafe { bindings::kmem_cache_destroy(cache.as_ptr()) };
             self.busy.store(false, Ordering::Release);
             return Err(e);
         }
         Ok(Registered { reg: self })
+    }
+
+    /// The inode cache of the registration that `fs` is part of.
+    ///
+    /// # Safety
+    ///
+    /// `fs` is the `file_system_type` of a registered `Registration<T>`
+    /// (e.g. the `s_type` of a live super block of `T`).
+    pub(crate) unsafe fn inode_cache_of(
+        fs: *mut bindings::file_system_type,
+    ) -> *mut bindings::kmem_cache {
+        // SAFETY: Per the safety requirements, `fs` is the `fs` field of a
+        // `Registration<T>` (`Opaque` is transparent), in static storage.
+        let reg = unsafe { &*crate::container_of!(fs, Self, fs) };
+        reg.inode_cache.load(core::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -233,10 +279,57 @@ impl<T: FileSystem> Drop for Registered<T> {
     fn drop(&mut self) {
         // SAFETY: The type was registered by `Registration::register`.
         unsafe { bindings::unregister_filesystem(self.reg.fs.get()) };
+        let cache = self
+            .reg
+            .inode_cache
+            .swap(core::ptr::null_mut(), core::sync::atomic::Ordering::Relaxed);
+        if Self::owner_unused(self.reg) {
+            // No super block of `T` is left and no mount is starting (see
+            // `owner_unused`); their inodes are freed by RCU callbacks
+            // (`free_inode`), which must have run before the cache goes.
+            // SAFETY: Waits for RCU callbacks; callable from process context.
+            unsafe { bindings::rcu_barrier() };
+            // SAFETY: The cache was created by `register`, and every object
+            // of it has been freed (above).
+            unsafe { bindings::kmem_cache_destroy(cache) };
+        } else {
+            // Dropped while the filesystem may be in use: the cache has to
+            // outlive its inodes, so it is left (a leak, not a use after
+            // free).
+            crate::pr_warn!(
+                "{}: unregistered while in use; its inode cache is left\n",
+                T::NAME
+            );
+        }
         // INVARIANT: Unregistered: another `register` may write it now.
         self.reg
             .busy
             .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
+impl<T: FileSystem> Registered<T> {
+    /// Whether nothing holds a reference to the filesystem's module, once
+    /// the type is unregistered.  Every super block holds one from
+    /// `sget_fc` until after `kill_sb`, and so does a mount that found the
+    /// type (`get_fs_type` takes it under `file_systems_lock`, which
+    /// `unregister_filesystem` waited for): if the count is zero, no super
+    /// block of `T` exists and none can be created.  At module unload the
+    /// count is already dropped below zero.  Without a module (built in) or
+    /// without module unloading, it cannot be told: `false`.
+    fn owner_unused(reg: &Registration<T>) -> bool {
+        // SAFETY: `owner` was set by `register` and does not change.
+        let owner = unsafe { (*reg.fs.get()).owner };
+        if owner.is_null() {
+            return false;
+        }
+        #[cfg(CONFIG_MODULE_UNLOAD)]
+        {
+            // SAFETY: `owner` is this module, alive while its code runs.
+            unsafe { bindings::module_refcount(owner) <= 0 }
+        }
+        #[cfg(not(CONFIG_MODULE_UNLOAD))]
+        false
     }
 }
 

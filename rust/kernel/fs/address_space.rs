@@ -16,7 +16,7 @@
 use super::folio::{Folio, Locked};
 use super::writeback::{Iter, WritebackControl};
 use super::{
-    inode::{Exclusive, INode},
+    inode::{Exclusive, Inode},
     FileSystem,
 };
 use crate::bindings;
@@ -36,7 +36,7 @@ pub trait Operations {
     /// maps a whole readahead batch with few calls that way, as ext2's
     /// `get_block` does.
     fn map_block(
-        inode: &INode<Self::FileSystem>,
+        inode: &Inode<Self::FileSystem>,
         index: u64,
         max: u64,
     ) -> Result<Option<(u64, u64)>>;
@@ -45,21 +45,21 @@ pub trait Operations {
     /// it if needed, and whether it was allocated now.  The kernel zeroes
     /// the parts of a new block the write does not cover, and forgets any
     /// stale buffer-cache copy of it.
-    fn map_block_for_write(_inode: &INode<Self::FileSystem>, _index: u64) -> Result<(u64, bool)> {
+    fn map_block_for_write(_inode: &Inode<Self::FileSystem>, _index: u64) -> Result<(u64, bool)> {
         Err(EROFS)
     }
 
     /// Checks that a write of `len` bytes at `pos` may go ahead, before the
     /// page cache takes it (`write_begin`).
-    fn begin_write(_inode: &INode<Self::FileSystem>, _pos: i64, _len: u32) -> Result {
+    fn begin_write(_inode: &Inode<Self::FileSystem>, _pos: i64, _len: u32) -> Result {
         Ok(())
     }
 
     /// A write that allocated blocks beyond the end of the file failed or
     /// copied less than it asked for: the page cache beyond the size is
-    /// gone already; release the blocks beyond [`INode::size`].  Called
+    /// gone already; release the blocks beyond [`Inode::size`].  Called
     /// with `i_rwsem` and the invalidate lock held.
-    fn write_failed(_inode: &INode<Self::FileSystem>) -> Result {
+    fn write_failed(_inode: &Inode<Self::FileSystem>) -> Result {
         Ok(())
     }
 
@@ -67,14 +67,14 @@ pub trait Operations {
     /// Returning early is allowed: the loop is drained afterwards, the
     /// folios left are redirtied, and under `WB_SYNC_ALL` the call then
     /// fails ([`Iter::finish`]), so `fsync` never succeeds with them dirty.
-    fn writepages(_inode: &INode<Self::FileSystem>, _iter: &mut Iter<'_>) -> Result {
+    fn writepages(_inode: &Inode<Self::FileSystem>, _iter: &mut Iter<'_>) -> Result {
         Err(EINVAL)
     }
 
     /// Writes back one locked folio for reclaim or migration
     /// (`->writepage`); the folio is unlocked when `folio` is dropped.
     fn writepage(
-        _inode: &INode<Self::FileSystem>,
+        _inode: &Inode<Self::FileSystem>,
         _folio: Locked<'_>,
         _wbc: &mut WritebackControl,
     ) -> Result {
@@ -88,7 +88,7 @@ pub trait Operations {
     /// false, the rest of the inode too).  The default is
     /// `generic_file_fsync`'s: the buffers associated with the inode, then
     /// the inode if it is dirty.
-    fn sync_metadata(inode: &INode<Self::FileSystem>, datasync: bool) -> Result {
+    fn sync_metadata(inode: &Inode<Self::FileSystem>, datasync: bool) -> Result {
         generic_sync_metadata(inode, datasync)
     }
 }
@@ -97,7 +97,7 @@ pub trait Operations {
 /// associated with `inode` (`mark_buffer_dirty_inode`), then, if the inode
 /// is dirty (for `datasync`, dirty in a way that matters to the data),
 /// writes it through `write_inode` and waits.
-pub fn generic_sync_metadata<T: FileSystem>(inode: &INode<T>, datasync: bool) -> Result {
+pub fn generic_sync_metadata<T: FileSystem>(inode: &Inode<T>, datasync: bool) -> Result {
     sync_buffers(inode)?;
     let raw = inode.as_raw();
     // SAFETY: A valid inode; reading `i_state` without `i_lock` is what
@@ -116,7 +116,7 @@ pub fn generic_sync_metadata<T: FileSystem>(inode: &INode<T>, datasync: bool) ->
 /// Writes and waits for the buffers associated with `inode`'s mapping
 /// (`sync_mapping_buffers`): the metadata blocks marked with
 /// [`super::buffer::BufferData::mark_dirty_for`].
-pub fn sync_buffers<T: FileSystem>(inode: &INode<T>) -> Result {
+pub fn sync_buffers<T: FileSystem>(inode: &Inode<T>) -> Result {
     // SAFETY: A valid inode; its mapping lives as long as it does.
     crate::error::to_result(unsafe { bindings::sync_mapping_buffers((*inode.as_raw()).i_mapping) })
 }
@@ -135,7 +135,7 @@ pub fn sync_buffers<T: FileSystem>(inode: &INode<T>) -> Result {
 /// `balance_dirty_pages`).  With `wait` true the caller must hold neither
 /// lock.
 pub fn exclude_writers<T: FileSystem, R>(
-    inode: &INode<T>,
+    inode: &Inode<T>,
     wait: bool,
     f: impl FnOnce() -> R,
 ) -> Option<R> {
@@ -175,7 +175,7 @@ fn loff(pos: u64) -> bindings::loff_t {
 /// `end` (inclusive) is dirty, locked or under writeback
 /// (`filemap_range_has_writeback`): if not, whatever was written there
 /// through the page cache has reached the disk (or failed to).
-pub fn range_in_flight<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> bool {
+pub fn range_in_flight<T: FileSystem>(inode: &Inode<T>, start: u64, end: u64) -> bool {
     let (start, end) = (loff(start), loff(end));
     // SAFETY: A valid inode and its mapping; the walk is under RCU.
     unsafe { bindings::filemap_range_has_writeback((*inode.as_raw()).i_mapping, start, end) }
@@ -186,7 +186,7 @@ pub fn range_in_flight<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) ->
 /// result is that of starting the writes; how the writes ended reaches
 /// `fsync` through the mapping's error sequence, as always, and is not
 /// consumed here.
-pub fn write_and_wait<T: FileSystem>(inode: &INode<T>, start: u64, end: u64) -> Result {
+pub fn write_and_wait<T: FileSystem>(inode: &Inode<T>, start: u64, end: u64) -> Result {
     let (start, end) = (loff(start), loff(end));
     // SAFETY: A valid inode and its mapping.  `filemap_fdatawrite_range`
     // runs the filesystem's `writepages` with `WB_SYNC_ALL`; the caller
@@ -347,7 +347,7 @@ impl<U: Operations> Table<U> {
             unsafe {
                 crate::error::to_result(bindings::file_write_and_wait_range(file, start, end))?;
                 let inode = (*(*file).f_mapping).host;
-                let i = INode::<U::FileSystem>::from_raw(inode);
+                let i = Inode::<U::FileSystem>::from_raw(inode);
                 let r = U::sync_metadata(i, datasync != 0);
                 // Always advance the file's error cursor, as
                 // `__generic_file_fsync` does; report the first error.
@@ -374,7 +374,7 @@ impl<U: Operations> Table<U> {
         from_result(|| {
             // SAFETY: Per the safety requirements; the page cache holds a
             // reference to the inode while it does I/O on its folios.
-            let i = unsafe { INode::<U::FileSystem>::from_raw(inode) };
+            let i = unsafe { Inode::<U::FileSystem>::from_raw(inode) };
             // SAFETY: `bh` and `inode` are valid (see above).  The caller
             // sets `b_size` to the most it wants mapped (mpage: the rest of
             // its batch; the buffer helpers: one block).
@@ -413,7 +413,7 @@ impl<U: Operations> Table<U> {
         }
         from_result(|| {
             // SAFETY: As in `get_block`.
-            let i = unsafe { INode::<U::FileSystem>::from_raw(inode) };
+            let i = unsafe { Inode::<U::FileSystem>::from_raw(inode) };
             let (block, new) = U::map_block_for_write(i, iblock)?;
             // SAFETY: As in `get_block`; `BH_New` tells the caller
             // (`__block_write_begin_int`) to zero what the write does not
@@ -501,7 +501,7 @@ impl<U: Operations> Table<U> {
         from_result(|| {
             // SAFETY: The mapping's host is an initialised inode of `U`'s
             // filesystem, pinned by the open file.
-            let i = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
+            let i = unsafe { Inode::<U::FileSystem>::from_raw((*mapping).host) };
             U::begin_write(i, pos, len)?;
             // SAFETY: Per the safety requirements.
             let r = unsafe {
@@ -517,7 +517,7 @@ impl<U: Operations> Table<U> {
 
     /// Cleans up after a write to `end` that failed part-way, as
     /// `ext2_write_failed` does: blocks it allocated beyond the size go.
-    fn failed(inode: &INode<U::FileSystem>, end: u64) {
+    fn failed(inode: &Inode<U::FileSystem>, end: u64) {
         if end <= inode.size() {
             return;
         }
@@ -553,7 +553,7 @@ impl<U: Operations> Table<U> {
             unsafe { bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata) };
         if r < len as core::ffi::c_int {
             // SAFETY: As in `write_begin`.
-            let i = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
+            let i = unsafe { Inode::<U::FileSystem>::from_raw((*mapping).host) };
             Self::failed(i, pos as u64 + u64::from(len));
         }
         r
@@ -570,7 +570,7 @@ impl<U: Operations> Table<U> {
         from_result(|| {
             // SAFETY: The host of a mapping under writeback is pinned by the
             // writeback (the caller holds an inode reference or `I_SYNC`).
-            let i = unsafe { INode::<U::FileSystem>::from_raw((*mapping).host) };
+            let i = unsafe { Inode::<U::FileSystem>::from_raw((*mapping).host) };
             // SAFETY: `wbc` is valid and ours for the call.
             let wbc = unsafe { WritebackControl::from_raw(wbc) };
             // SAFETY: `mapping` is being written back with `wbc`.
@@ -596,7 +596,7 @@ impl<U: Operations> Table<U> {
             let folio = unsafe { Folio::from_raw(bindings::page_folio(page)) };
             // SAFETY: Locked and in the page cache of an inode of `U`'s
             // filesystem, which the mapping pins.
-            let i = unsafe { INode::<U::FileSystem>::from_raw((*folio.mapping_raw()).host) };
+            let i = unsafe { Inode::<U::FileSystem>::from_raw((*folio.mapping_raw()).host) };
             // SAFETY: The caller hands us the folio lock; reclaim and
             // migration write back only folios not under writeback.
             let locked = unsafe { Locked::assume_locked(folio) };

@@ -210,10 +210,13 @@ pub enum State {
     AsyncWrite = bindings::bh_state_bits_BH_Async_Write,
     /// The last write failed.
     WriteIoError = bindings::bh_state_bits_BH_Write_EIO,
-    /// The filesystem's own: the contents passed its checks since they
-    /// were last read from the disk (like ext4's `BH_Verified`).  Cleared
-    /// by [`Buffer::read`] whenever it reads the block again.
-    Checked = bindings::bh_state_bits_BH_PrivateStart,
+    /// The contents passed the filesystem's own check since they were last
+    /// read from the disk: the first private bit, as ext4's `BH_Verified`.
+    /// A mechanism, not a policy: the filesystem supplies the check
+    /// ([`BufferData::verify_once`], in the manner of XFS's buffer
+    /// verifiers); the bit only remembers that it passed.  Cleared by
+    /// [`Buffer::read`] whenever it reads the block again.
+    Verified = bindings::bh_state_bits_BH_PrivateStart,
 }
 
 /// A referenced, up-to-date block of the device in the buffer cache
@@ -245,7 +248,7 @@ unsafe impl Sync for Buffer {}
 impl Buffer {
     /// Reads block `block` of `size` bytes from `bdev`.
     ///
-    /// A block read from the disk now loses [`State::Checked`]; one found
+    /// A block read from the disk now loses [`State::Verified`]; one found
     /// up to date in the cache keeps it.
     pub(crate) fn read(bdev: *mut bindings::block_device, block: u64, size: u32) -> Result<Self> {
         // As `__bread_gfp(.., 0)` does: `GFP_NOFS` (callers hold filesystem
@@ -261,7 +264,7 @@ impl Buffer {
         let buf = Buffer { bh };
         let p = bh.as_ptr();
         // `bh_uptodate_or_lock` returns non-zero if the buffer is up to date,
-        // and otherwise locks it for us; we then clear the checked state and
+        // and otherwise locks it for us; we then clear the verified state and
         // read it (`__bh_read` submits and waits, the completion unlocks, and
         // it returns `-EIO` if the buffer is not up to date afterwards).  On
         // that error `buf` drops our reference.
@@ -269,7 +272,7 @@ impl Buffer {
         // state bits and the read are done under the lock taken above.
         unsafe {
             if bindings::bh_uptodate_or_lock(p) == 0 {
-                bindings::bh_clear_state(p, State::Checked as u32);
+                bindings::bh_clear_state(p, State::Verified as u32);
                 if bindings::__bh_read(p, 0, true) != 0 {
                     return Err(EIO);
                 }
@@ -289,12 +292,12 @@ impl Buffer {
         // Under the buffer lock nobody else reads or writes the data (see
         // the type's documentation), and the lock also waits for any write
         // of the block's old contents still in flight.  Zeroes have not been
-        // checked by anyone: the checked state goes.
+        // checked by anyone: the verified state goes.
         // SAFETY: We hold a reference, and `b_data` is `b_size` bytes of lowmem.
         unsafe {
             bindings::lock_buffer(p);
             core::ptr::write_bytes((*p).b_data.cast::<u8>(), 0, (*p).b_size);
-            bindings::bh_clear_state(p, State::Checked as u32);
+            bindings::bh_clear_state(p, State::Verified as u32);
             bindings::bh_set_state(p, bindings::bh_state_bits_BH_Uptodate);
             bindings::unlock_buffer(p);
         }
@@ -394,28 +397,28 @@ impl BufferData<'_> {
     }
 
     /// Whether the contents passed the filesystem's checks since they were
-    /// read ([`State::Checked`]).
-    pub fn checked(&self) -> bool {
-        self.buf.head().test(State::Checked)
+    /// read ([`State::Verified`]).
+    pub fn verified(&self) -> bool {
+        self.buf.head().test(State::Verified)
     }
 
     /// Records that the contents passed the filesystem's checks (or were
     /// written by it, checks included).  Under the lock, so no reader sees
     /// the mark before the contents it describes.
-    pub fn set_checked(&mut self) {
-        self.buf.head().set(State::Checked)
+    pub fn set_verified(&mut self) {
+        self.buf.head().set(State::Verified)
     }
 
     /// Runs `verify` on the contents unless they passed it since they were
     /// last read from the disk, and records it when they pass: a block is
     /// checked once per read, however often it is used.
-    pub fn check_once<E>(
+    pub fn verify_once<E>(
         &mut self,
         verify: impl FnOnce(&[u8]) -> core::result::Result<(), E>,
     ) -> core::result::Result<(), E> {
-        if !self.checked() {
+        if !self.verified() {
             verify(self.data())?;
-            self.set_checked();
+            self.set_verified();
         }
         Ok(())
     }
@@ -434,7 +437,7 @@ impl BufferData<'_> {
     /// `fsync` of that inode writes it (`mark_buffer_dirty_inode`): for
     /// metadata that belongs to one file (its indirect blocks, a
     /// directory's blocks).
-    pub fn mark_dirty_for<T: super::FileSystem>(&mut self, inode: &super::inode::INode<T>) {
+    pub fn mark_dirty_for<T: super::FileSystem>(&mut self, inode: &super::inode::Inode<T>) {
         // SAFETY: A valid, referenced buffer; the inode is referenced by
         // the caller.  An inode that has associated buffers releases them
         // in `evict_inode` (`invalidate_inode_buffers`) before it is freed.

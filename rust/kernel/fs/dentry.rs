@@ -9,9 +9,9 @@ use crate::types::Opaque;
 
 /// A `struct dentry`, borrowed from the VFS for the length of a callback.
 #[repr(transparent)]
-pub struct DEntry(Opaque<bindings::dentry>);
+pub struct Dentry(Opaque<bindings::dentry>);
 
-impl DEntry {
+impl Dentry {
     /// # Safety
     ///
     /// `d` is a valid dentry that stays valid for `'a`.

@@ -6,7 +6,7 @@
 //!
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
 
-use super::{inode::INode, FileSystem};
+use super::{inode::Inode, FileSystem};
 use crate::bindings;
 use crate::error::{from_result, Result};
 use core::marker::PhantomData;
@@ -75,7 +75,7 @@ pub trait Operations {
     type FileSystem: FileSystem;
 
     /// Reports the directory's entries from [`DirEmitter::pos`] on.
-    fn read_dir(dir: &INode<Self::FileSystem>, emitter: &mut DirEmitter<'_>) -> Result;
+    fn read_dir(dir: &Inode<Self::FileSystem>, emitter: &mut DirEmitter<'_>) -> Result;
 }
 
 /// A file operations table.
@@ -142,7 +142,7 @@ impl<U: Operations> DirTable<U> {
         from_result(|| {
             // SAFETY: An open file pins its inode, initialised and of `U`'s
             // filesystem since `i_fop` came from `Ops::dir::<U>`.
-            let dir = unsafe { INode::<U::FileSystem>::from_raw((*file).f_inode) };
+            let dir = unsafe { Inode::<U::FileSystem>::from_raw((*file).f_inode) };
             let mut emitter = DirEmitter {
                 // SAFETY: The context is valid and ours for the call.
                 ctx: unsafe { &mut *ctx },

@@ -5,15 +5,18 @@
 //! C header: [`include/linux/fs.h`](srctree/include/linux/fs.h).
 //!
 //! Every inode of a filesystem `T` is allocated by `alloc_inode` inside a
-//! container that also holds the filesystem's [`FileSystem::INodeData`].
+//! container that also holds the filesystem's [`FileSystem::InodeData`],
+//! from a slab cache of such containers that the filesystem's
+//! [`super::Registration`] owns (`<name>_inode_cache` in `/proc/slabinfo`,
+//! reclaimable and memcg-accounted, as C filesystems make theirs).
 //! [`SuperBlock::iget`] finds an inode in the inode cache or hands out a
 //! [`New`] one, locked (`I_NEW`), which the filesystem initialises exactly
 //! once with [`New::init`]; dropping a [`New`] instead marks it bad and
 //! releases it (`iget_failed`).  Only initialised inodes are ever seen as
-//! [`INode`], so their data is always there.
+//! [`Inode`], so their data is always there.
 
-use super::{address_space, dentry::DEntry, file_ops, sb::SuperBlock, FileSystem};
-use crate::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use super::{address_space, dentry::Dentry, file_ops, sb::SuperBlock, FileSystem};
+use crate::alloc::flags::GFP_KERNEL;
 use crate::bindings;
 use crate::error::{code::*, from_result, Error, Result};
 use crate::init::PinInit;
@@ -29,7 +32,7 @@ use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 /// [`New::init`] (so the container's data is initialised).  References are
 /// only handed out while a reference count (`i_count`) is held.
 #[repr(transparent)]
-pub struct INode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
+pub struct Inode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
 
 /// An inode whose `i_rwsem` is held exclusively for as long as the
 /// reference lives: by the VFS around the operation it was handed to (the
@@ -41,8 +44,8 @@ pub struct INode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
 ///
 /// ```ignore
 /// // compile_fail: E0599
-/// use kernel::fs::{inode::INode, FileSystem};
-/// fn f<T: FileSystem>(inode: &INode<T>) {
+/// use kernel::fs::{inode::Inode, FileSystem};
+/// fn f<T: FileSystem>(inode: &Inode<T>) {
 ///     inode.set_size(0); // ERROR
 /// }
 /// ```
@@ -51,16 +54,16 @@ pub struct INode<T: FileSystem>(Opaque<bindings::inode>, PhantomData<T>);
 ///
 /// The inode's `i_rwsem` is held exclusively while a reference exists.
 #[repr(transparent)]
-pub struct Exclusive<T: FileSystem>(INode<T>);
+pub struct Exclusive<T: FileSystem>(Inode<T>);
 
 impl<T: FileSystem> Exclusive<T> {
     /// # Safety
     ///
     /// The caller holds `inode`'s `i_rwsem` exclusively for `'a`.
-    pub(crate) unsafe fn from_inode<'a>(inode: &'a INode<T>) -> &'a Self {
+    pub(crate) unsafe fn from_inode<'a>(inode: &'a Inode<T>) -> &'a Self {
         // SAFETY: Transparent wrapper.  INVARIANT: Per the safety
         // requirements.
-        unsafe { &*(inode as *const INode<T>).cast::<Self>() }
+        unsafe { &*(inode as *const Inode<T>).cast::<Self>() }
     }
 
     /// Sets the size (`i_size_write`).
@@ -93,9 +96,9 @@ impl<T: FileSystem> Exclusive<T> {
 }
 
 impl<T: FileSystem> core::ops::Deref for Exclusive<T> {
-    type Target = INode<T>;
+    type Target = Inode<T>;
 
-    fn deref(&self) -> &INode<T> {
+    fn deref(&self) -> &Inode<T> {
         &self.0
     }
 }
@@ -103,9 +106,9 @@ impl<T: FileSystem> core::ops::Deref for Exclusive<T> {
 /// `i_rwsem` of an inode, taken exclusively (`inode_lock`); released when
 /// dropped.  For an inode nobody else can reach yet (e.g. one just created,
 /// before its entry exists) or one the filesystem must lock itself.
-pub struct ExclusiveGuard<'a, T: FileSystem>(&'a INode<T>);
+pub struct ExclusiveGuard<'a, T: FileSystem>(&'a Inode<T>);
 
-impl<T: FileSystem> INode<T> {
+impl<T: FileSystem> Inode<T> {
     /// Takes `i_rwsem` exclusively, sleeping if needed.
     pub fn lock(&self) -> ExclusiveGuard<'_, T> {
         // SAFETY: A valid inode; `inode_lock` may sleep, which the caller
@@ -127,23 +130,30 @@ impl<T: FileSystem> core::ops::Deref for ExclusiveGuard<'_, T> {
 
 impl<T: FileSystem> Drop for ExclusiveGuard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: Taken in `INode::lock`.
+        // SAFETY: Taken in `Inode::lock`.
         unsafe { bindings::inode_unlock(self.0.as_raw()) };
     }
 }
 
 /// What `alloc_inode` allocates: the VFS inode and the filesystem's data.
+///
+/// # Invariants
+///
+/// An object of the registration's inode cache; `inode` was initialised by
+/// the cache's constructor (`inode_init_once`) and is handed back in that
+/// state (the VFS's part of the contract); `data` is initialised iff
+/// `data_init`; `cache` is the cache it came from.
 #[repr(C)]
 struct Container<T: FileSystem> {
     inode: Opaque<bindings::inode>,
-    data: MaybeUninit<T::INodeData>,
+    data: MaybeUninit<T::InodeData>,
     data_init: bool,
-    /// The target of an inline (fast) symlink, NUL terminated; `i_link`
-    /// points into it.
-    link: KVec<u8>,
+    /// The cache to give it back to: `free_inode` runs as an RCU callback,
+    /// when the super block may be gone already.
+    cache: *mut bindings::kmem_cache,
 }
 
-impl<T: FileSystem> INode<T> {
+impl<T: FileSystem> Inode<T> {
     /// # Safety
     ///
     /// `inode` is an initialised inode of type `T` referenced for `'a`.
@@ -175,8 +185,8 @@ impl<T: FileSystem> INode<T> {
     }
 
     /// The filesystem's data of this inode.
-    pub fn data(&self) -> &T::INodeData {
-        // SAFETY: Initialised by `New::init` before any `INode` reference
+    pub fn data(&self) -> &T::InodeData {
+        // SAFETY: Initialised by `New::init` before any `Inode` reference
         // exists (type invariant), and dropped only in `free_inode`.
         unsafe { self.container().data.assume_init_ref() }
     }
@@ -300,7 +310,7 @@ impl<T: FileSystem> INode<T> {
 
 // SAFETY: The reference count is `i_count`, managed by `ihold`/`iput`, and
 // inodes are freed only when it drops to zero (and then after RCU).
-unsafe impl<T: FileSystem> AlwaysRefCounted for INode<T> {
+unsafe impl<T: FileSystem> AlwaysRefCounted for Inode<T> {
     fn inc_ref(&self) {
         // SAFETY: We hold a reference, so `ihold` may take another.
         unsafe { bindings::ihold(self.as_raw()) };
@@ -314,14 +324,14 @@ unsafe impl<T: FileSystem> AlwaysRefCounted for INode<T> {
 
 // SAFETY: Inodes are shared between threads by the VFS; all mutation of the
 // C fields goes through the kernel's own locking, and the data is `Sync`.
-unsafe impl<T: FileSystem> Send for INode<T> {}
+unsafe impl<T: FileSystem> Send for Inode<T> {}
 // SAFETY: See `Send`.
-unsafe impl<T: FileSystem> Sync for INode<T> {}
+unsafe impl<T: FileSystem> Sync for Inode<T> {}
 
 /// The result of [`SuperBlock::iget`].
 pub enum Lookup<T: FileSystem> {
     /// The inode was in the inode cache, initialised.
-    Cached(ARef<INode<T>>),
+    Cached(ARef<Inode<T>>),
     /// The inode is new: read it from the disk and [`New::init`] it.
     New(New<T>),
 }
@@ -369,8 +379,8 @@ pub enum Kind<T: FileSystem> {
     ),
     /// A symlink whose target is read through the page cache.
     Symlink(&'static address_space::Ops<T>),
-    /// A symlink whose target is kept in the inode (given in
-    /// [`Params::link`]).
+    /// A symlink whose target is kept in the inode's data
+    /// ([`FileSystem::fast_symlink_target`]).
     FastSymlink,
     /// A character device with its device number.
     Chr(u32),
@@ -404,8 +414,6 @@ pub struct Params<T: FileSystem> {
     pub mtime: (i64, u32),
     /// See `atime`.
     pub ctime: (i64, u32),
-    /// For [`Kind::FastSymlink`]: the target.
-    pub link: &'static [u8],
 }
 
 impl<T: FileSystem> New<T> {
@@ -419,19 +427,9 @@ impl<T: FileSystem> New<T> {
     pub fn init(
         self,
         params: Params<T>,
-        data: impl PinInit<T::INodeData, Error>,
-    ) -> Result<ARef<INode<T>>> {
-        self.init_with_link(params, data, None, None)
-    }
-
-    /// Initialises a fast symlink whose target is `target`.
-    pub fn init_symlink(
-        self,
-        params: Params<T>,
-        data: impl PinInit<T::INodeData, Error>,
-        target: &[u8],
-    ) -> Result<ARef<INode<T>>> {
-        self.init_with_link(params, data, Some(target), None)
+        data: impl PinInit<T::InodeData, Error>,
+    ) -> Result<ARef<Inode<T>>> {
+        self.init_with(params, data, None)
     }
 
     /// Initialises an inode being created by `how` (`create`, `mkdir`,
@@ -443,28 +441,21 @@ impl<T: FileSystem> New<T> {
         self,
         how: &Creation<'_, T>,
         params: Params<T>,
-        data: impl PinInit<T::INodeData, Error>,
-        target: Option<&[u8]>,
-    ) -> Result<ARef<INode<T>>> {
-        self.init_with_link(params, data, target, Some(how))
+        data: impl PinInit<T::InodeData, Error>,
+    ) -> Result<ARef<Inode<T>>> {
+        self.init_with(params, data, Some(how))
     }
 
-    fn init_with_link(
+    fn init_with(
         self,
         params: Params<T>,
-        data: impl PinInit<T::INodeData, Error>,
-        target: Option<&[u8]>,
+        data: impl PinInit<T::InodeData, Error>,
         created: Option<&Creation<'_, T>>,
-    ) -> Result<ARef<INode<T>>> {
+    ) -> Result<ARef<Inode<T>>> {
         let inode = self.inode.as_ptr();
         // SAFETY: Every inode of `T` is in a `Container<T>`, and a new inode
         // is ours alone until `unlock_new_inode` (type invariant).
         let c = unsafe { &mut *crate::container_of!(inode, Container<T>, inode).cast_mut() };
-        let mut link = KVec::new();
-        if let Some(t) = target {
-            link.extend_from_slice(t, GFP_KERNEL)?;
-            link.push(0, GFP_KERNEL)?;
-        }
         let (fmt, rdev) = match params.kind {
             Kind::Dir(..) => (bindings::S_IFDIR, 0),
             Kind::Reg(..) => (bindings::S_IFREG, 0),
@@ -474,10 +465,6 @@ impl<T: FileSystem> New<T> {
             Kind::Fifo => (bindings::S_IFIFO, 0),
             Kind::Sock => (bindings::S_IFSOCK, 0),
         };
-        if matches!(params.kind, Kind::FastSymlink) && target.is_none() {
-            return Err(EINVAL);
-        }
-        c.link = link;
         // SAFETY: As above, the inode is ours; the tables are `'static`.
         unsafe {
             let i = &mut *inode;
@@ -509,20 +496,34 @@ impl<T: FileSystem> New<T> {
                     (*i.i_mapping).a_ops = &aops.0;
                 }
                 Kind::FastSymlink => {
+                    // `i_link` is set below, once the data holding the
+                    // target is there.
                     i.i_op = &bindings::simple_symlink_inode_operations;
-                    i.__bindgen_anon_4.i_link = c.link.as_mut_ptr().cast();
                 }
                 Kind::Chr(_) | Kind::Blk(_) | Kind::Fifo | Kind::Sock => {
                     bindings::init_special_inode(inode, i.i_mode, rdev);
                 }
             }
         }
-        // SAFETY: The container is boxed and never moves until
+        // SAFETY: The container is a slab object that never moves until
         // `free_inode`, which drops the data only if `data_init` is set; on
         // failure the data is left uninitialised and `self` is dropped
         // (`iget_failed`).
         unsafe { data.__pinned_init(c.data.as_mut_ptr())? };
+        // INVARIANT: The data was initialised just above.
         c.data_init = true;
+        if matches!(params.kind, Kind::FastSymlink) {
+            // SAFETY: Initialised just above.
+            let data = unsafe { c.data.assume_init_ref() };
+            // On failure `self` is dropped: `iget_failed`, then
+            // `free_inode` drops the data.
+            let target = T::fast_symlink_target(data).ok_or(EINVAL)?;
+            // SAFETY: The inode is still ours (`I_NEW`).  The target is
+            // borrowed from the data, which is only dropped in `free_inode`,
+            // after the RCU grace period that covers every path walk that
+            // could still follow `i_link`.
+            unsafe { (*inode).__bindgen_anon_4.i_link = target.as_char_ptr().cast_mut() };
+        }
         if let Some(how) = created {
             // SAFETY: The inode is new and ours; `how` carries the idmap and
             // the directory of the VFS call creating it (both valid for the
@@ -590,9 +591,9 @@ pub trait Operations {
 
     /// Looks `name` up in the directory `parent`; `None` if it is absent.
     fn lookup(
-        _parent: &INode<Self::FileSystem>,
+        _parent: &Inode<Self::FileSystem>,
         _name: &[u8],
-    ) -> Result<Option<ARef<INode<Self::FileSystem>>>> {
+    ) -> Result<Option<ARef<Inode<Self::FileSystem>>>> {
         Err(ENOTDIR)
     }
 
@@ -602,7 +603,7 @@ pub trait Operations {
     fn create(
         _how: &Creation<'_, Self::FileSystem>,
         _name: &[u8],
-    ) -> Result<ARef<INode<Self::FileSystem>>> {
+    ) -> Result<ARef<Inode<Self::FileSystem>>> {
         Err(EPERM)
     }
 
@@ -611,7 +612,7 @@ pub trait Operations {
         _how: &Creation<'_, Self::FileSystem>,
         _name: &[u8],
         _target: &crate::str::CStr,
-    ) -> Result<ARef<INode<Self::FileSystem>>> {
+    ) -> Result<ARef<Inode<Self::FileSystem>>> {
         Err(EPERM)
     }
 
@@ -646,12 +647,12 @@ pub trait Operations {
     /// Renames `old_dir`/`old_name` (inode `old`) to `new_dir`/`new_name`,
     /// which names `new` if it exists.  `flags` are `RENAME_*`.  `old` is
     /// not always locked (the VFS leaves a directory moved within its
-    /// parent unlocked), so it comes as a plain [`INode`].
+    /// parent unlocked), so it comes as a plain [`Inode`].
     #[allow(clippy::too_many_arguments)]
     fn rename(
         _old_dir: &Exclusive<Self::FileSystem>,
         _old_name: &[u8],
-        _old: &INode<Self::FileSystem>,
+        _old: &Inode<Self::FileSystem>,
         _new_dir: &Exclusive<Self::FileSystem>,
         _new_name: &[u8],
         _new: Option<&Exclusive<Self::FileSystem>>,
@@ -764,7 +765,7 @@ impl<U: Operations> OpsTable<U> {
             // SAFETY: A positive dentry pins its inode, whose `i_rwsem`
             // `notify_change`'s caller holds (per the safety requirements).
             let inode = unsafe {
-                Exclusive::from_inode(INode::<U::FileSystem>::from_raw((*dentry).d_inode))
+                Exclusive::from_inode(Inode::<U::FileSystem>::from_raw((*dentry).d_inode))
             };
             U::setattr(inode, &Attr { attr, idmap })?;
             Ok(0)
@@ -790,8 +791,8 @@ impl<U: Operations> OpsTable<U> {
         // SAFETY: Per the safety requirements.
         let (dir, d) = unsafe {
             (
-                Exclusive::from_inode(INode::<U::FileSystem>::from_raw(dir)),
-                DEntry::from_raw(dentry),
+                Exclusive::from_inode(Inode::<U::FileSystem>::from_raw(dir)),
+                Dentry::from_raw(dentry),
             )
         };
         let how = Creation {
@@ -883,9 +884,9 @@ impl<U: Operations> OpsTable<U> {
             // inodes' `i_rwsem`).
             let (inode, dir, d) = unsafe {
                 (
-                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw((*old).d_inode)),
-                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw(dir)),
-                    DEntry::from_raw(dentry),
+                    Exclusive::from_inode(Inode::<U::FileSystem>::from_raw((*old).d_inode)),
+                    Exclusive::from_inode(Inode::<U::FileSystem>::from_raw(dir)),
+                    Dentry::from_raw(dentry),
                 )
             };
             U::link(inode, dir, d.name())?;
@@ -908,16 +909,16 @@ impl<U: Operations> OpsTable<U> {
         dentry: *mut bindings::dentry,
     ) -> (
         &'a Exclusive<U::FileSystem>,
-        &'a DEntry,
+        &'a Dentry,
         &'a Exclusive<U::FileSystem>,
     ) {
         // SAFETY: Per the safety requirements (`vfs_unlink` and `vfs_rmdir`
         // hold both inodes' `i_rwsem`).
         unsafe {
             (
-                Exclusive::from_inode(INode::<U::FileSystem>::from_raw(dir)),
-                DEntry::from_raw(dentry),
-                Exclusive::from_inode(INode::<U::FileSystem>::from_raw((*dentry).d_inode)),
+                Exclusive::from_inode(Inode::<U::FileSystem>::from_raw(dir)),
+                Dentry::from_raw(dentry),
+                Exclusive::from_inode(Inode::<U::FileSystem>::from_raw((*dentry).d_inode)),
             )
         }
     }
@@ -969,18 +970,18 @@ impl<U: Operations> OpsTable<U> {
             // SAFETY: Per the safety requirements.
             let (od, odent, old, nd, ndent) = unsafe {
                 (
-                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw(old_dir)),
-                    DEntry::from_raw(old_dentry),
-                    INode::<U::FileSystem>::from_raw((*old_dentry).d_inode),
-                    Exclusive::from_inode(INode::<U::FileSystem>::from_raw(new_dir)),
-                    DEntry::from_raw(new_dentry),
+                    Exclusive::from_inode(Inode::<U::FileSystem>::from_raw(old_dir)),
+                    Dentry::from_raw(old_dentry),
+                    Inode::<U::FileSystem>::from_raw((*old_dentry).d_inode),
+                    Exclusive::from_inode(Inode::<U::FileSystem>::from_raw(new_dir)),
+                    Dentry::from_raw(new_dentry),
                 )
             };
             // SAFETY: A positive dentry pins its inode; `vfs_rename` locks a
             // target inode in every case.
             let new = unsafe {
                 let i = (*new_dentry).d_inode;
-                (!i.is_null()).then(|| Exclusive::from_inode(INode::<U::FileSystem>::from_raw(i)))
+                (!i.is_null()).then(|| Exclusive::from_inode(Inode::<U::FileSystem>::from_raw(i)))
             };
             U::rename(od, odent.name(), old, nd, ndent.name(), new, flags)?;
             Ok(0)
@@ -999,8 +1000,8 @@ impl<U: Operations> OpsTable<U> {
         // SAFETY: Per the safety requirements.
         let (parent, d) = unsafe {
             (
-                INode::<U::FileSystem>::from_raw(dir),
-                DEntry::from_raw(dentry),
+                Inode::<U::FileSystem>::from_raw(dir),
+                Dentry::from_raw(dentry),
             )
         };
         if d.name().len() > bindings::NAME_MAX as usize {
@@ -1023,29 +1024,67 @@ impl<U: Operations> OpsTable<U> {
 pub(crate) struct Tables<T: FileSystem>(PhantomData<T>);
 
 impl<T: FileSystem> Tables<T> {
+    /// Creates the slab cache of `T`'s inodes, `<name>_inode_cache`.
+    pub(crate) fn create_cache() -> Result<NonNull<bindings::kmem_cache>> {
+        let name = crate::str::CString::try_from_fmt(crate::fmt!("{}_inode_cache", T::NAME))?;
+        // SAFETY: All-zeroes is "no argument" for every field of
+        // `kmem_cache_args` (`use_freeptr_offset` false).
+        let mut args: bindings::kmem_cache_args = unsafe { core::mem::zeroed() };
+        args.align = core::mem::align_of::<Container<T>>() as u32;
+        args.ctor = Some(Self::init_once);
+        // SAFETY: `name` is a valid string (copied by the cache); the size
+        // and alignment are those of `Container<T>`; the constructor
+        // initialises the inode part of such an object.
+        let cache = unsafe {
+            bindings::__kmem_cache_create_args(
+                name.as_char_ptr(),
+                core::mem::size_of::<Container<T>>() as u32,
+                &mut args,
+                bindings::SLAB_RECLAIM_ACCOUNT | bindings::SLAB_ACCOUNT,
+            )
+        };
+        NonNull::new(cache).ok_or(ENOMEM)
+    }
+
+    /// The cache's constructor: what stays initialised while an object
+    /// goes round the cache.
+    ///
+    /// # Safety
+    ///
+    /// Called by the slab allocator with a new object of the cache made by
+    /// `create_cache`.
+    unsafe extern "C" fn init_once(obj: *mut core::ffi::c_void) {
+        let c = obj.cast::<Container<T>>();
+        // SAFETY: `obj` is an object of `Container<T>`'s size and alignment;
+        // `Opaque` is transparent, so the field's address is the inode's.
+        unsafe { bindings::inode_init_once(core::ptr::addr_of_mut!((*c).inode).cast()) };
+    }
+
     /// # Safety
     ///
     /// Called by the VFS (`alloc_inode`) for a super block of type `T`.
     pub(crate) unsafe extern "C" fn alloc_inode(
-        _sb: *mut bindings::super_block,
+        sb: *mut bindings::super_block,
     ) -> *mut bindings::inode {
-        let c = Container::<T> {
-            inode: Opaque::uninit(),
-            data: MaybeUninit::uninit(),
-            data_init: false,
-            link: KVec::new(),
-        };
-        let Ok(b) = KBox::new(c, GFP_KERNEL) else {
+        // SAFETY: A live super block of `T`: its type is part of a
+        // registered `Registration<T>`.
+        let cache = unsafe { super::Registration::<T>::inode_cache_of((*sb).s_type) };
+        // SAFETY: `sb` is live; the cache is the registration's, which
+        // exists while the type is registered (type invariant).
+        let obj = unsafe { bindings::alloc_inode_sb(sb, cache, GFP_KERNEL.as_raw()) };
+        let c = obj.cast::<Container<T>>();
+        if c.is_null() {
             return core::ptr::null_mut();
-        };
-        let c = KBox::into_raw(b);
-        // SAFETY: `c` is valid; `inode_init_once` initialises the parts of
-        // the inode that a slab constructor would (the VFS initialises the
-        // rest in `inode_init_always`).
+        }
+        // INVARIANT: The inode part was initialised by the constructor (or
+        // handed back so); the data is not there yet, and the cache is the
+        // one it came from.
+        // SAFETY: A new object of the cache, ours; plain fields are written
+        // without reading the old values.
         unsafe {
-            let inode = (*c).inode.get();
-            bindings::inode_init_once(inode);
-            inode
+            core::ptr::addr_of_mut!((*c).data_init).write(false);
+            core::ptr::addr_of_mut!((*c).cache).write(cache);
+            core::ptr::addr_of_mut!((*c).inode).cast()
         }
     }
 
@@ -1054,13 +1093,20 @@ impl<T: FileSystem> Tables<T> {
     /// Called by the VFS after an RCU grace period, once nothing refers to
     /// the inode any more, for an inode from `alloc_inode`.
     pub(crate) unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
-        // SAFETY: The inode came from `alloc_inode`, so it is in a box of
-        // `Container<T>` that we now own again.
-        let mut c =
-            unsafe { KBox::from_raw(crate::container_of!(inode, Container<T>, inode).cast_mut()) };
-        if c.data_init {
-            // SAFETY: Initialised (flag), dropped once (here).
-            unsafe { c.data.assume_init_drop() };
+        // SAFETY: The inode came from `alloc_inode`, so it is in a
+        // `Container<T>`, which is ours again.
+        let c = unsafe { crate::container_of!(inode, Container<T>, inode).cast_mut() };
+        // SAFETY: As above; the data is initialised iff `data_init` (type
+        // invariant), and dropped once (here).
+        unsafe {
+            if (*c).data_init {
+                (*c).data.assume_init_drop();
+            }
         }
+        // SAFETY: Allocated from `cache`, which outlives its objects (the
+        // registration destroys it only after an RCU barrier, once no super
+        // block of `T` is left); the VFS handed the inode back in its
+        // constructed state.
+        unsafe { bindings::kmem_cache_free((*c).cache, c.cast()) };
     }
 }

@@ -291,7 +291,7 @@ impl<T: FileSystem> Tables<T> {
         from_result(|| {
             // SAFETY: The inode is referenced by the writeback (`I_SYNC`) and
             // was initialised: uninitialised inodes are never dirty.
-            let i = unsafe { inode::INode::<T>::from_raw(inode) };
+            let i = unsafe { inode::Inode::<T>::from_raw(inode) };
             // SAFETY: `wbc` is valid for the call.
             let sync = unsafe { (*wbc).sync_mode } == bindings::writeback_sync_modes_WB_SYNC_ALL;
             T::write_inode(i, sync)?;
@@ -307,10 +307,10 @@ impl<T: FileSystem> Tables<T> {
         // SAFETY: The inode is valid and ours until `clear_inode`;
         // truncating its page cache waits for any writeback of it.
         unsafe { bindings::truncate_inode_pages_final(&mut (*inode).i_data) };
-        if inode::INode::<T>::is_initialised_raw(inode) {
+        if inode::Inode::<T>::is_initialised_raw(inode) {
             // SAFETY: Initialised (checked just above), and alive until
             // `free_inode`, which comes after this call.
-            T::evict_inode(unsafe { inode::INode::<T>::from_raw(inode) });
+            T::evict_inode(unsafe { inode::Inode::<T>::from_raw(inode) });
         }
         // SAFETY: The inode is being evicted: buffers associated with it by
         // `mark_buffer_dirty_inode` must go before `clear_inode`, which
@@ -376,4 +376,4 @@ impl<T: FileSystem> Tables<T> {
 
 // Keep `ARef` in scope for the docs of `iget`.
 #[allow(dead_code)]
-type _Doc<T> = Option<ARef<inode::INode<T>>>;
+type _Doc<T> = Option<ARef<inode::Inode<T>>>;

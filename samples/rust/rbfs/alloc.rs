@@ -6,7 +6,7 @@
 //! (`SbInfo::alloc`), which also holds the free counts; the bitmap blocks
 //! themselves are read and changed through the buffer cache under their
 //! buffer locks, checked once after each read from the disk (the buffer
-//! remembers it, `Checked`); taking a bit updates the checksum for the
+//! remembers it, `Verified`); taking a bit updates the checksum for the
 //! changed byte alone, freeing runs reseals the block.
 //! Lock order: an inode's map mutex, then the allocation mutex, then one
 //! buffer lock at a time.
@@ -87,7 +87,7 @@ pub(crate) fn count_free(sb: &NewSuperBlock<'_, Rbfs>, disk: &Superblock) -> Res
                 pr_err!("{}: {} block {}: {}\n", sb.device_name(), map.name(), i, e);
                 return Err(EINVAL);
             }
-            data.set_checked();
+            data.set_verified();
             counts[n] += format::bitmap_count_free(data.data());
         }
     }
@@ -116,7 +116,7 @@ fn read_bitmap(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, index: u32)
         }
     };
     buf.lock()
-        .check_once(|d| format::bitmap_verify(d, index, total))
+        .verify_once(|d| format::bitmap_verify(d, index, total))
         .map_err(|e| corrupt(sb, format_args!("{} block {}", map.name(), index), e))?;
     Ok(buf)
 }

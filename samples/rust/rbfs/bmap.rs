@@ -9,7 +9,7 @@
 //! are read and changed through the buffer cache under their buffer locks,
 //! and associated with the inode so that `fsync` writes them.  Each is
 //! checked (checksum and every pointer) once after it is read from the
-//! disk, and the buffer remembers that (`Checked`); a change updates the
+//! disk, and the buffer remembers that (`Verified`); a change updates the
 //! checksum for the changed pointer alone.  New data blocks of regular
 //! files go to the pending runs of `ordered` first.
 
@@ -19,14 +19,14 @@ use crate::inode::{MapGuard, MapState};
 use crate::ordered::{add_pending, pending_at, PendingNode};
 use crate::sb::{corrupt, Rbfs};
 use kernel::fs::buffer::Buffer;
-use kernel::fs::{inode::INode, SECTOR_SIZE};
+use kernel::fs::{inode::Inode, SECTOR_SIZE};
 use kernel::prelude::*;
 
 /// Writes the pointers of file blocks `index..index + len` (device blocks
 /// from `block` on) into the map, one indirect block at a time.  Returns
 /// how many were written, and the error that stopped it, if any.
 pub(crate) fn set_run(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     st: &mut MapState,
     index: u64,
     block: u32,
@@ -86,7 +86,7 @@ pub(crate) fn set_run(
     (done, Ok(()))
 }
 
-pub(crate) fn check_block(inode: &INode<Rbfs>, block: u32) -> Result {
+pub(crate) fn check_block(inode: &Inode<Rbfs>, block: u32) -> Result {
     let sb = inode.super_block();
     sb.data()
         .sb
@@ -95,14 +95,14 @@ pub(crate) fn check_block(inode: &INode<Rbfs>, block: u32) -> Result {
 }
 
 /// The verified view of a locked indirect block: its checks run once per
-/// read from the disk (the buffer remembers them, `Checked`).
+/// read from the disk (the buffer remembers them, `Verified`).
 pub(crate) fn indirect<'a>(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     block: u32,
     data: &'a mut kernel::fs::buffer::BufferData<'_>,
 ) -> Result<IndirectBlock<'a>> {
     let sb = inode.super_block();
-    data.check_once(|d| IndirectBlock::parse(d, &sb.data().sb).map(|_| ()))
+    data.verify_once(|d| IndirectBlock::parse(d, &sb.data().sb).map(|_| ()))
         .map_err(|e| {
             corrupt(
                 sb,
@@ -115,24 +115,24 @@ pub(crate) fn indirect<'a>(
 
 /// The buffer of indirect block `block`, a pointer from `inode`'s map
 /// (checked to lie in the data region first).
-pub(crate) fn read_indirect(inode: &INode<Rbfs>, block: u32) -> Result<Buffer> {
+pub(crate) fn read_indirect(inode: &Inode<Rbfs>, block: u32) -> Result<Buffer> {
     check_block(inode, block)?;
     inode.super_block().bread(u64::from(block))
 }
 
 /// Reads pointer `i` of indirect block `block`, whose buffer is `buf`.
-fn get_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32) -> Result<u32> {
+fn get_ptr(inode: &Inode<Rbfs>, buf: &Buffer, block: u32, i: u32) -> Result<u32> {
     let mut data = buf.lock();
     Ok(indirect(inode, block, &mut data)?.get(i as usize))
 }
 
 /// Reads pointer `i` of indirect block `block`.
-fn read_ptr(inode: &INode<Rbfs>, block: u32, i: u32) -> Result<u32> {
+fn read_ptr(inode: &Inode<Rbfs>, block: u32, i: u32) -> Result<u32> {
     get_ptr(inode, &read_indirect(inode, block)?, block, i)
 }
 
 /// Maps file block `index` of `inode`; `None` for a hole.
-pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
+pub(crate) fn map(inode: &Inode<Rbfs>, index: u64) -> Result<Option<u32>> {
     Ok(map_run(inode, index, 1)?.map(|(b, _)| b))
 }
 
@@ -140,7 +140,7 @@ pub(crate) fn map(inode: &INode<Rbfs>, index: u64) -> Result<Option<u32>> {
 /// many of the next blocks, at most `max`, follow it on the device (within
 /// one pointer array: the direct pointers or one indirect block).  `None`
 /// for a hole.
-pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Option<(u32, u64)>> {
+pub(crate) fn map_run(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<Option<(u32, u64)>> {
     let sb = inode.super_block();
     let Some(path) = format::block_path(sb.data().block_log(), index) else {
         // Beyond the largest file the map can describe: s_maxbytes keeps
@@ -182,7 +182,7 @@ pub(crate) fn map_run(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Optio
 /// for a hole.  Both ends are checked (the data region is one range, so the
 /// blocks between are in it too).
 fn run_in(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     mut ptrs: impl Iterator<Item = u32>,
     max: u64,
 ) -> Result<Option<(u32, u64)>> {
@@ -203,13 +203,13 @@ fn run_in(
 }
 
 /// 512-byte sectors per block.
-pub(crate) fn sectors_per_block(inode: &INode<Rbfs>) -> u64 {
+pub(crate) fn sectors_per_block(inode: &Inode<Rbfs>) -> u64 {
     (1u64 << inode.super_block().data().block_log()) / SECTOR_SIZE
 }
 
 /// Allocates a block for `inode` at or after `goal` (0: the file system's
 /// own goal), and counts it.
-fn take_block(inode: &INode<Rbfs>, st: &mut MapState, goal: u32) -> Result<u32> {
+fn take_block(inode: &Inode<Rbfs>, st: &mut MapState, goal: u32) -> Result<u32> {
     let b = alloc::alloc_block(inode.super_block(), goal)?;
     st.blocks += sectors_per_block(inode);
     inode.set_blocks(st.blocks);
@@ -228,7 +228,7 @@ fn data_goal(st: &MapState) -> u32 {
 }
 
 /// Allocates a data block for `inode` right after its last one.
-fn new_block(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
+fn new_block(inode: &Inode<Rbfs>, st: &mut MapState) -> Result<u32> {
     let b = take_block(inode, st, data_goal(st))?;
     st.last = b;
     Ok(b)
@@ -247,7 +247,7 @@ fn new_block(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
 const INDIRECT_RESERVE: u32 = 16;
 
 /// Allocates an indirect block for `inode`: all holes, checksummed.
-fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
+fn new_indirect(inode: &Inode<Rbfs>, st: &mut MapState) -> Result<u32> {
     let fresh = st.meta_left == 0;
     let b = take_block(inode, st, if fresh { data_goal(st) } else { st.meta_next })?;
     st.meta_next = b.saturating_add(1);
@@ -263,7 +263,7 @@ fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
         {
             let mut data = buf.lock();
             format::indirect_init(data.data_mut()).map_err(|_| EINVAL)?;
-            data.set_checked();
+            data.set_verified();
             data.mark_dirty_for(inode);
         }
         // On the disk before anything points at it: a pointer to it that
@@ -279,7 +279,7 @@ fn new_indirect(inode: &INode<Rbfs>, st: &mut MapState) -> Result<u32> {
 }
 
 /// Frees block `b`, just taken by `take_block` and not linked anywhere.
-fn give_back(inode: &INode<Rbfs>, st: &mut MapState, b: u32) {
+fn give_back(inode: &Inode<Rbfs>, st: &mut MapState, b: u32) {
     inode.super_block().forget_block(u64::from(b));
     if alloc::free_blocks(inode.super_block(), b, 1).is_ok() {
         st.blocks = st.blocks.saturating_sub(sectors_per_block(inode));
@@ -289,7 +289,7 @@ fn give_back(inode: &INode<Rbfs>, st: &mut MapState, b: u32) {
 
 /// Sets pointer `i` of indirect block `block`, whose buffer is `buf`, to
 /// `value`.
-fn set_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) -> Result {
+fn set_ptr(inode: &Inode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) -> Result {
     let mut data = buf.lock();
     indirect(inode, block, &mut data)?;
     let d = data.data_mut();
@@ -304,7 +304,7 @@ fn set_ptr(inode: &INode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) ->
 /// never under it: the mutex is also taken by eviction, which reclaim
 /// reaches (and the module has no `GFP_NOFS` to ask for).  Once set aside,
 /// a node waits there until a new run takes it.
-pub(crate) fn lock_map(inode: &INode<Rbfs>, ordered: bool) -> Result<MapGuard<'_>> {
+pub(crate) fn lock_map(inode: &Inode<Rbfs>, ordered: bool) -> Result<MapGuard<'_>> {
     let map = inode.data();
     let st = map.lock_map();
     if !ordered || st.spare.is_some() {
@@ -324,7 +324,7 @@ pub(crate) fn lock_map(inode: &INode<Rbfs>, ordered: bool) -> Result<MapGuard<'_
 /// indirect blocks on its path) if it is a hole.  Returns the block and
 /// whether it is new.  A new data block of a regular file is pending until
 /// its data is on the disk (`commit`); a directory's goes into the map.
-pub(crate) fn map_alloc(inode: &INode<Rbfs>, index: u64) -> Result<(u32, bool)> {
+pub(crate) fn map_alloc(inode: &Inode<Rbfs>, index: u64) -> Result<(u32, bool)> {
     let path = format::block_path(inode.super_block().data().block_log(), index).ok_or(EFBIG)?;
     let ordered = !crate::inode::is_dir(inode);
     let mut st = lock_map(inode, ordered)?;

@@ -8,7 +8,7 @@ use crate::inode::{iget, is_dir};
 use crate::sb::{corrupt, euclean, Rbfs};
 use kernel::fs::buffer::Buffer;
 use kernel::fs::file_ops::{self, DirEmitter};
-use kernel::fs::inode::{self, Creation, Exclusive, INode};
+use kernel::fs::inode::{self, Creation, Exclusive, Inode};
 use kernel::prelude::*;
 use kernel::types::ARef;
 
@@ -22,12 +22,12 @@ pub(crate) struct DirOps;
 
 /// The number of blocks of a directory (its size is a whole number of
 /// blocks; a partial one is ignored as corrupt).
-fn dir_blocks(dir: &INode<Rbfs>) -> u64 {
+fn dir_blocks(dir: &Inode<Rbfs>) -> u64 {
     dir.size() >> dir.super_block().data().block_log()
 }
 
 /// Reads block `index` of a directory.
-fn read_block(dir: &INode<Rbfs>, index: u64) -> Result<Buffer> {
+fn read_block(dir: &Inode<Rbfs>, index: u64) -> Result<Buffer> {
     let sb = dir.super_block();
     let Some(block) = bmap::map(dir, index)? else {
         if sb.data().reports_allowed() {
@@ -44,13 +44,13 @@ fn read_block(dir: &INode<Rbfs>, index: u64) -> Result<Buffer> {
 }
 
 /// The verified view of a locked directory block: the checksum is checked
-/// once per read from the disk (the buffer remembers it, `Checked`).
+/// once per read from the disk (the buffer remembers it, `Verified`).
 fn dir_block<'a>(
-    dir: &INode<Rbfs>,
+    dir: &Inode<Rbfs>,
     index: u64,
     data: &'a mut kernel::fs::buffer::BufferData<'_>,
 ) -> Result<DirBlock<'a>> {
-    data.check_once(|d| DirBlock::parse(d, index == 0).map(|_| ()))
+    data.verify_once(|d| DirBlock::parse(d, index == 0).map(|_| ()))
         .map_err(|e| {
             corrupt(
                 dir.super_block(),
@@ -64,7 +64,7 @@ fn dir_block<'a>(
 /// Reads block `index` of a directory, checks its tail and checksum once,
 /// and runs `f` on it (under the buffer lock).
 fn with_block<R>(
-    dir: &INode<Rbfs>,
+    dir: &Inode<Rbfs>,
     index: u64,
     f: impl FnOnce(DirBlock<'_>) -> Result<R>,
 ) -> Result<R> {
@@ -78,7 +78,7 @@ fn with_block<R>(
 /// it changed.  A changed block is dirtied and tied to the directory for
 /// `fsync`.
 fn change_block<R>(
-    dir: &INode<Rbfs>,
+    dir: &Inode<Rbfs>,
     index: u64,
     f: impl FnOnce(&mut [u8], bool) -> core::result::Result<Option<R>, FormatError>,
 ) -> Result<Option<R>> {
@@ -102,7 +102,7 @@ fn change_block<R>(
 }
 
 /// Finds the block of `dir` that holds `name`.
-fn find_block(dir: &INode<Rbfs>, name: &[u8]) -> Result<Option<u64>> {
+fn find_block(dir: &Inode<Rbfs>, name: &[u8]) -> Result<Option<u64>> {
     let sb = dir.super_block();
     for index in 0..dir_blocks(dir) {
         let found = with_block(dir, index, |block| {
@@ -122,12 +122,12 @@ fn find_block(dir: &INode<Rbfs>, name: &[u8]) -> Result<Option<u64>> {
 }
 
 /// Writes the first block of the new directory `dir`: "." and "..".
-pub(crate) fn init_dir(dir: &INode<Rbfs>, parent: u32) -> Result {
+pub(crate) fn init_dir(dir: &Inode<Rbfs>, parent: u32) -> Result {
     let (block, _) = bmap::map_alloc(dir, 0)?;
     let buf = dir.super_block().zeroed_block(u64::from(block))?;
     let mut data = buf.lock();
     format::dir_init_first(data.data_mut(), dir.ino() as u32, parent).map_err(|_| EINVAL)?;
-    data.set_checked();
+    data.set_verified();
     data.mark_dirty_for(dir);
     Ok(())
 }
@@ -171,7 +171,7 @@ fn add_entry(dir: &Exclusive<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
         format::dir_init_empty(d)
             .and_then(|()| format::dir_insert(d, nblocks == 0, name, ino, ft))
             .map_err(|_| EINVAL)?;
-        data.set_checked();
+        data.set_verified();
         data.mark_dirty_for(dir);
     }
     dir.set_size((nblocks + 1) * bs);
@@ -180,7 +180,7 @@ fn add_entry(dir: &Exclusive<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result {
 }
 
 /// Removes the entry `name` from `dir`; returns its inode number.
-fn remove_entry(dir: &INode<Rbfs>, name: &[u8]) -> Result<u32> {
+fn remove_entry(dir: &Inode<Rbfs>, name: &[u8]) -> Result<u32> {
     let index = find_block(dir, name)?.ok_or(ENOENT)?;
     let ino = change_block(dir, index, |buf, first| {
         format::dir_remove(buf, first, name).map(Some)
@@ -191,7 +191,7 @@ fn remove_entry(dir: &INode<Rbfs>, name: &[u8]) -> Result<u32> {
 
 /// Points the entry `name` of `dir` at `ino` (type `ft`); returns the
 /// inode number it had.
-fn replace_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result<u32> {
+fn replace_entry(dir: &Inode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result<u32> {
     let index = find_block(dir, name)?.ok_or(ENOENT)?;
     let old = change_block(dir, index, |buf, first| {
         format::dir_replace(buf, first, name, ino, ft).map(Some)
@@ -201,7 +201,7 @@ fn replace_entry(dir: &INode<Rbfs>, name: &[u8], ino: u32, ft: u8) -> Result<u32
 }
 
 /// Points ".." of directory `dir` at `parent`.
-fn set_dotdot(dir: &INode<Rbfs>, parent: u32) -> Result {
+fn set_dotdot(dir: &Inode<Rbfs>, parent: u32) -> Result {
     change_block(dir, 0, |buf, _| {
         format::dir_set_dotdot(buf, parent).map(Some)
     })?;
@@ -209,7 +209,7 @@ fn set_dotdot(dir: &INode<Rbfs>, parent: u32) -> Result {
 }
 
 /// Whether `dir` has no entries but "." and "..".
-fn is_empty(dir: &INode<Rbfs>) -> Result<bool> {
+fn is_empty(dir: &Inode<Rbfs>) -> Result<bool> {
     let sb = dir.super_block();
     for index in 0..dir_blocks(dir) {
         let empty = with_block(dir, index, |block| {
@@ -233,7 +233,7 @@ fn enotempty() -> Error {
 }
 
 /// The directory-entry type of an inode.
-fn dtype(inode: &INode<Rbfs>) -> Result<u8> {
+fn dtype(inode: &Inode<Rbfs>) -> Result<u8> {
     format::dt_from_mode(inode.mode()).ok_or(EINVAL)
 }
 
@@ -244,7 +244,7 @@ const LINK_MAX: u32 = 65000;
 impl inode::Operations for DirOps {
     type FileSystem = Rbfs;
 
-    fn lookup(parent: &INode<Rbfs>, name: &[u8]) -> Result<Option<ARef<INode<Rbfs>>>> {
+    fn lookup(parent: &Inode<Rbfs>, name: &[u8]) -> Result<Option<ARef<Inode<Rbfs>>>> {
         let sb = parent.super_block();
         for index in 0..dir_blocks(parent) {
             let found = with_block(parent, index, |block| {
@@ -265,7 +265,7 @@ impl inode::Operations for DirOps {
         Ok(None)
     }
 
-    fn create(how: &Creation<'_, Rbfs>, name: &[u8]) -> Result<ARef<INode<Rbfs>>> {
+    fn create(how: &Creation<'_, Rbfs>, name: &[u8]) -> Result<ARef<Inode<Rbfs>>> {
         let dir = how.dir();
         let is_dir = how.mode & format::S_IFMT == format::S_IFDIR;
         if is_dir && dir.nlink() >= LINK_MAX {
@@ -283,7 +283,7 @@ impl inode::Operations for DirOps {
         Ok(inode)
     }
 
-    fn symlink(how: &Creation<'_, Rbfs>, name: &[u8], target: &CStr) -> Result<ARef<INode<Rbfs>>> {
+    fn symlink(how: &Creation<'_, Rbfs>, name: &[u8], target: &CStr) -> Result<ARef<Inode<Rbfs>>> {
         let inode = crate::inode::create(how, Some(target))?;
         if let Err(e) = add_entry(how.dir(), name, inode.ino() as u32, format::DT_LNK) {
             inode.lock().clear_nlink();
@@ -323,7 +323,7 @@ impl inode::Operations for DirOps {
     fn rename(
         old_dir: &Exclusive<Rbfs>,
         old_name: &[u8],
-        old: &INode<Rbfs>,
+        old: &Inode<Rbfs>,
         new_dir: &Exclusive<Rbfs>,
         new_name: &[u8],
         new: Option<&Exclusive<Rbfs>>,
@@ -406,7 +406,7 @@ impl inode::Operations for DirOps {
 impl file_ops::Operations for DirOps {
     type FileSystem = Rbfs;
 
-    fn read_dir(dir: &INode<Rbfs>, emitter: &mut DirEmitter<'_>) -> Result {
+    fn read_dir(dir: &Inode<Rbfs>, emitter: &mut DirEmitter<'_>) -> Result {
         let sb = dir.super_block();
         let log = sb.data().block_log();
         let bs = 1i64 << log;

@@ -11,7 +11,7 @@ use crate::truncate::truncate_blocks;
 use crate::write;
 use kernel::fs::address_space;
 use kernel::fs::folio::Locked;
-use kernel::fs::inode::{self, Exclusive, INode};
+use kernel::fs::inode::{self, Exclusive, Inode};
 use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::prelude::*;
 
@@ -76,31 +76,31 @@ pub(crate) struct Mapper;
 impl address_space::Operations for Mapper {
     type FileSystem = Rbfs;
 
-    fn map_block(inode: &INode<Rbfs>, index: u64, max: u64) -> Result<Option<(u64, u64)>> {
+    fn map_block(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<Option<(u64, u64)>> {
         map_run(inode, index, max).map(|r| r.map(|(b, n)| (u64::from(b), n)))
     }
 
-    fn map_block_for_write(inode: &INode<Rbfs>, index: u64) -> Result<(u64, bool)> {
+    fn map_block_for_write(inode: &Inode<Rbfs>, index: u64) -> Result<(u64, bool)> {
         map_alloc(inode, index).map(|(b, new)| (u64::from(b), new))
     }
 
-    fn write_failed(inode: &INode<Rbfs>) -> Result {
+    fn write_failed(inode: &Inode<Rbfs>) -> Result {
         let log = inode.super_block().data().block_log();
         truncate_blocks(inode, (inode.size() + (1 << log) - 1) >> log)
     }
 
-    fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
+    fn writepages(inode: &Inode<Rbfs>, iter: &mut Iter<'_>) -> Result {
         write::writepages(inode, iter)
     }
 
-    fn writepage(inode: &INode<Rbfs>, folio: Locked<'_>, wbc: &mut WritebackControl) -> Result {
+    fn writepage(inode: &Inode<Rbfs>, folio: Locked<'_>, wbc: &mut WritebackControl) -> Result {
         write::writepage(inode, folio, wbc)
     }
 
     /// `fsync`'s metadata step: publish the blocks whose data is now on the
     /// disk, write the indirect blocks that changed, then the inode if the
     /// disk's copy is not what the sync needs.
-    fn sync_metadata(inode: &INode<Rbfs>, datasync: bool) -> Result {
+    fn sync_metadata(inode: &Inode<Rbfs>, datasync: bool) -> Result {
         commit(inode, Commit::Wait)?;
         address_space::sync_buffers(inode)?;
         crate::inode::sync_if_changed(inode, datasync)

@@ -3,12 +3,12 @@
 //! Inodes: reading them from the inode table, creating, writing back and
 //! freeing them.
 
-use crate::format::{self, Inode, Timestamp, N_MAP};
+use crate::format::{self, Inode as DiskInode, Timestamp, N_MAP};
 use crate::sb::{corrupt, euclean, Rbfs};
 use crate::{alloc, dir, file, ordered, truncate};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::fs::buffer::Buffer;
-use kernel::fs::inode::{Creation, INode, Kind, Lookup, New, Params};
+use kernel::fs::inode::{Creation, Inode, Kind, Lookup, New, Params};
 use kernel::fs::sb::SuperBlock;
 use kernel::fs::NoFsScope;
 use kernel::new_mutex;
@@ -45,7 +45,7 @@ pub(crate) struct MapState {
     pub(crate) epoch: u64,
     /// The inode as last written to the disk and waited for (what `fsync`
     /// compares with, to know whether the inode must be written).
-    pub(crate) synced: Inode,
+    pub(crate) synced: DiskInode,
     /// How many times the on-disk form was taken (`to_disk`): its number
     /// orders the copies into the inode table.
     pub(crate) disk_seq: u64,
@@ -91,9 +91,17 @@ pub(crate) struct InodeInfo {
     /// The `disk_seq` of the copy in the inode table's buffer: a copy taken
     /// earlier than that one is not written over it.
     copied: AtomicU64,
+    /// A fast symlink's target, NUL terminated (the VFS follows it through
+    /// `i_link`, see [`InodeInfo::fast_symlink_target`]); empty otherwise.
+    link: KVec<u8>,
 }
 
 impl InodeInfo {
+    /// The target of a fast symlink.
+    pub(crate) fn fast_symlink_target(&self) -> Option<&CStr> {
+        CStr::from_bytes_with_nul(&self.link).ok()
+    }
+
     /// Takes the map mutex, inside a no-filesystem-reclaim scope.
     pub(crate) fn lock_map(&self) -> MapGuard<'_> {
         let nofs = NoFsScope::enter();
@@ -110,7 +118,8 @@ fn info(
     fmt: u16,
     crtime: Timestamp,
     generation: u32,
-    synced: Inode,
+    synced: DiskInode,
+    link: KVec<u8>,
 ) -> impl PinInit<InodeInfo, Error> {
     let st = MapState {
         ptrs,
@@ -131,11 +140,12 @@ fn info(
         crtime,
         generation,
         copied: AtomicU64::new(0),
+        link,
     })
 }
 
 /// Whether an inode is a directory.
-pub(crate) fn is_dir(inode: &INode<Rbfs>) -> bool {
+pub(crate) fn is_dir(inode: &Inode<Rbfs>) -> bool {
     inode.data().fmt == format::S_IFDIR
 }
 
@@ -170,7 +180,7 @@ fn table_block(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<(Buffer, usize)> {
 }
 
 /// Returns inode `ino`, from the inode cache or read from the disk.
-pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>> {
+pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>> {
     let info_sb = sb.data();
     if let Err(e) = info_sb.sb.check_ino(ino) {
         return Err(corrupt(sb, format_args!("reference to inode {}", ino), e));
@@ -186,7 +196,7 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
             .data()
             .get(offset..offset + format::INODE_SIZE)
             .ok_or_else(euclean)?;
-        Inode::parse(bytes, ino, &info_sb.sb)
+        DiskInode::parse(bytes, ino, &info_sb.sb)
     };
     drop(buf);
     let disk = match parsed {
@@ -225,7 +235,20 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
             format::FormatError::BadField("mode"),
         ));
     };
-    let fast = matches!(k, Kind::FastSymlink);
+    let link = if matches!(k, Kind::FastSymlink) {
+        let inline = disk.inline_data();
+        let target = &inline[..(disk.size as usize).min(inline.len())];
+        if target.contains(&0) {
+            return Err(corrupt(
+                sb,
+                format_args!("inode {}", ino),
+                format::FormatError::BadField("symlink target"),
+            ));
+        }
+        link_target(target)?
+    } else {
+        KVec::new()
+    };
     let params = Params {
         kind: k,
         perm: disk.mode & 0o7777,
@@ -237,7 +260,6 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
         atime: (disk.atime.sec, disk.atime.nsec),
         mtime: (disk.mtime.sec, disk.mtime.nsec),
         ctime: (disk.ctime.sec, disk.ctime.nsec),
-        link: &[],
     };
     let data = info(
         disk.map,
@@ -246,14 +268,17 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<INode<Rbfs>>>
         disk.crtime,
         disk.generation,
         disk,
+        link,
     );
-    if fast {
-        let inline = disk.inline_data();
-        let len = (disk.size as usize).min(inline.len());
-        new.init_symlink(params, data, &inline[..len])
-    } else {
-        new.init(params, data)
-    }
+    new.init(params, data)
+}
+
+/// A fast symlink's target as kept in memory: NUL terminated.
+fn link_target(target: &[u8]) -> Result<KVec<u8>> {
+    let mut v = KVec::with_capacity(target.len() + 1, GFP_KERNEL)?;
+    v.extend_from_slice(target, GFP_KERNEL)?;
+    v.push(0, GFP_KERNEL)?;
+    Ok(v)
 }
 
 /// Allocates an inode number and returns the new in-memory inode for it.
@@ -279,7 +304,7 @@ fn new_ino(sb: &SuperBlock<Rbfs>) -> Result<(u32, New<Rbfs>)> {
 /// Creates a new inode as `how` says: a regular file, directory (with its
 /// first block: "." and ".."), device, FIFO, socket or symlink (`target`).
 /// The inode is written to the inode table; the caller adds its entry.
-pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<ARef<INode<Rbfs>>> {
+pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<ARef<Inode<Rbfs>>> {
     let sb = how.dir().super_block();
     let bs = 1u64 << sb.data().block_log();
     let mode = how.mode;
@@ -293,7 +318,7 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
             return Err(Error::from_errno(-(kernel::bindings::ENAMETOOLONG as i32)));
         }
         if t.len() <= format::FAST_SYMLINK_MAX {
-            let mut tmp = Inode {
+            let mut tmp = DiskInode {
                 mode,
                 ..Default::default()
             };
@@ -308,6 +333,10 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
     if !is_dev && how.rdev != 0 {
         return Err(EINVAL);
     }
+    let link = match (fast, target) {
+        (true, Some(t)) => link_target(t.as_bytes())?,
+        _ => KVec::new(),
+    };
     let (ino, new) = new_ino(sb)?;
     let now = kernel::fs::real_time_secs();
     let params = Params {
@@ -322,16 +351,12 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
         atime: (now, 0),
         mtime: (now, 0),
         ctime: (now, 0),
-        link: &[],
     };
     let crtime = Timestamp { sec: now, nsec: 0 };
     let generation = ino.wrapping_mul(2_654_435_761) ^ now as u32;
     // Nothing of it is on the disk yet: `synced` is no inode at all.
-    let data = info(ptrs, 0, fmt, crtime, generation, Inode::default());
-    let inode = match (fast, target) {
-        (true, Some(t)) => new.init_created(how, params, data, Some(t.as_bytes())),
-        _ => new.init_created(how, params, data, None),
-    };
+    let data = info(ptrs, 0, fmt, crtime, generation, DiskInode::default(), link);
+    let inode = new.init_created(how, params, data);
     let inode = match inode {
         Ok(i) => i,
         Err(e) => {
@@ -365,7 +390,7 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
 /// The on-disk form of `inode`: its map and block count as published,
 /// without the blocks still pending (`ordered::commit`); and its number in
 /// the order such forms were taken.
-fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
+fn to_disk(inode: &Inode<Rbfs>) -> (DiskInode, u64) {
     let d = inode.data();
     let spb = (1u64 << inode.super_block().data().block_log()) / kernel::fs::SECTOR_SIZE;
     let mut st = d.lock_map();
@@ -374,7 +399,7 @@ fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
     let ts = |(sec, nsec): (i64, u32)| Timestamp { sec, nsec };
     let is_dev = matches!(d.fmt, format::S_IFCHR | format::S_IFBLK);
     let rdev = inode.rdev();
-    let disk = Inode {
+    let disk = DiskInode {
         mode: inode.mode(),
         uid: inode.uid(),
         gid: inode.gid(),
@@ -402,7 +427,7 @@ fn to_disk(inode: &INode<Rbfs>) -> (Inode, u64) {
 /// whose data has reached the disk.  What is left keeps the inode dirty,
 /// and writeback comes back for it.  The slot gets the map as published,
 /// so the disk never sees a pointer before its data.
-pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
+pub(crate) fn write_inode(inode: &Inode<Rbfs>, sync: bool) -> Result {
     let sb = inode.super_block();
     let ino = inode.ino() as u32;
     let mut result = Ok(());
@@ -463,7 +488,7 @@ pub(crate) fn write_inode(inode: &INode<Rbfs>, sync: bool) -> Result {
 /// cannot say that: background writeback clears them when it copies the
 /// inode into the inode table's buffer, long before that buffer is
 /// written.
-pub(crate) fn sync_if_changed(inode: &INode<Rbfs>, datasync: bool) -> Result {
+pub(crate) fn sync_if_changed(inode: &Inode<Rbfs>, datasync: bool) -> Result {
     let (now, _) = to_disk(inode);
     let same = {
         let st = inode.data().lock_map();
@@ -482,7 +507,7 @@ pub(crate) fn sync_if_changed(inode: &INode<Rbfs>, datasync: bool) -> Result {
 
 /// `evict_inode`: an inode without links gives its blocks and its slot
 /// back.
-pub(crate) fn evict(inode: &INode<Rbfs>) {
+pub(crate) fn evict(inode: &Inode<Rbfs>) {
     if inode.is_bad() {
         return;
     }

@@ -16,7 +16,7 @@ use crate::bmap::{check_block, set_run};
 use crate::inode::MapState;
 use crate::sb::Rbfs;
 use crate::truncate::Run;
-use kernel::fs::{address_space, inode::INode};
+use kernel::fs::{address_space, inode::Inode};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 
@@ -123,7 +123,7 @@ fn recycle(st: &mut MapState, node: RBTreeNode<u64, Pending>) {
 /// freed.  Out of the runs first: should freeing fail part-way, the rest
 /// is leaked (`fsck.rbfs` finds it), never freed twice.
 pub(crate) fn drop_pending(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     st: &mut MapState,
     r: Pending,
     from: u64,
@@ -179,7 +179,7 @@ pub(crate) enum Commit {
 /// no such moment: a block is allocated under its folio's lock and the
 /// folio is dirty before that lock is released, so a run whose folios are
 /// neither locked, dirty nor under writeback has its data on the disk.
-pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
+pub(crate) fn commit(inode: &Inode<Rbfs>, how: Commit) -> Result<bool> {
     if crate::inode::is_dir(inode) || inode.data().lock_map().pending_blocks == 0 {
         return Ok(true);
     }
@@ -214,7 +214,7 @@ pub(crate) fn commit(inode: &INode<Rbfs>, how: Commit) -> Result<bool> {
 
 /// Publishes every pending run, whatever its epoch, without writing any
 /// data: for an inode whose page cache is known to be on the disk.
-pub(crate) fn publish_all(inode: &INode<Rbfs>) -> Result<bool> {
+pub(crate) fn publish_all(inode: &Inode<Rbfs>) -> Result<bool> {
     let mut st = inode.data().lock_map();
     publish_where(inode, &mut st, |_| true).map(|(any, _)| any)
 }
@@ -223,7 +223,7 @@ pub(crate) fn publish_all(inode: &INode<Rbfs>) -> Result<bool> {
 /// Returns whether any was chosen, and whether all were.  A run that fails
 /// part-way keeps its unpublished rest pending.
 fn publish_where(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     st: &mut MapState,
     mut pick: impl FnMut(&Pending) -> bool,
 ) -> Result<(bool, bool)> {
@@ -246,7 +246,7 @@ fn publish_where(
 /// Puts the pointers of pending run `r` into the map and marks the inode
 /// dirty; what a failure leaves unpublished stays pending, as a run that
 /// now starts further on.
-fn publish_run(inode: &INode<Rbfs>, st: &mut MapState, r: Pending) -> Result {
+fn publish_run(inode: &Inode<Rbfs>, st: &mut MapState, r: Pending) -> Result {
     let (done, res) = set_run(inode, st, r.index, r.block, r.len);
     if done == 0 {
         return res;

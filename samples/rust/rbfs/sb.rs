@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::c_str;
 use kernel::fs::param::{Constant, Spec, Value};
 use kernel::fs::sb::{MountFlags, NewSuperBlock, Stat, SuperBlock};
-use kernel::fs::{inode::INode, FileSystem};
+use kernel::fs::{inode::Inode, FileSystem};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
@@ -144,7 +144,11 @@ impl FileSystem for Rbfs {
 
     type Options = Options;
     type Data = Pin<KBox<SbInfo>>;
-    type INodeData = inode::InodeInfo;
+    type InodeData = inode::InodeInfo;
+
+    fn fast_symlink_target(data: &inode::InodeInfo) -> Option<&CStr> {
+        data.fast_symlink_target()
+    }
 
     fn parse_param(options: &mut Options, opt: u8, value: Value) -> Result {
         match opt {
@@ -253,7 +257,7 @@ impl FileSystem for Rbfs {
         Ok(info)
     }
 
-    fn root(sb: &SuperBlock<Self>) -> Result<ARef<INode<Self>>> {
+    fn root(sb: &SuperBlock<Self>) -> Result<ARef<Inode<Self>>> {
         let root = inode::iget(sb, sb.data().sb.root_ino)?;
         if !inode::is_dir(&root) {
             pr_err!("{}: root inode is not a directory\n", sb.device_name());
@@ -310,11 +314,11 @@ impl FileSystem for Rbfs {
         }
     }
 
-    fn write_inode(inode: &INode<Self>, sync: bool) -> Result {
+    fn write_inode(inode: &Inode<Self>, sync: bool) -> Result {
         inode::write_inode(inode, sync)
     }
 
-    fn evict_inode(inode: &INode<Self>) {
+    fn evict_inode(inode: &Inode<Self>) {
         inode::evict(inode)
     }
 

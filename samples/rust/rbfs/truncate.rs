@@ -11,7 +11,7 @@ use crate::inode::{MapGuard, MapState};
 use crate::ordered::{drop_pending, pending_floor, pending_from, pending_within, PendingRuns};
 use crate::sb::Rbfs;
 use kernel::alloc::KVec;
-use kernel::fs::inode::INode;
+use kernel::fs::inode::Inode;
 use kernel::prelude::*;
 
 /// A run of contiguous blocks waiting to be freed.
@@ -24,7 +24,7 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    pub(crate) fn add(&mut self, inode: &INode<Rbfs>, block: u32) -> Result {
+    pub(crate) fn add(&mut self, inode: &Inode<Rbfs>, block: u32) -> Result {
         if self.forget {
             inode.super_block().forget_block(u64::from(block));
         }
@@ -39,7 +39,7 @@ impl Run {
         Ok(())
     }
 
-    pub(crate) fn flush(&mut self, inode: &INode<Rbfs>) -> Result {
+    pub(crate) fn flush(&mut self, inode: &Inode<Rbfs>) -> Result {
         if self.len == 0 {
             return Ok(());
         }
@@ -58,7 +58,7 @@ type Copies = [KVec<u32>; N_LEVELS];
 /// of its trees.  The room is allocated with the mutex released, for the
 /// reason `lock_map` gives; should a deeper tree appear meanwhile, the
 /// next look allocates for it too.
-fn lock_map_copies<'a>(inode: &'a INode<Rbfs>, copies: &mut Copies) -> Result<MapGuard<'a>> {
+fn lock_map_copies<'a>(inode: &'a Inode<Rbfs>, copies: &mut Copies) -> Result<MapGuard<'a>> {
     let per_block = format::ptrs_per_indirect(inode.super_block().data().block_log()) as usize;
     loop {
         let st = inode.data().lock_map();
@@ -80,7 +80,7 @@ fn lock_map_copies<'a>(inode: &'a INode<Rbfs>, copies: &mut Copies) -> Result<Ma
 
 /// Copies the pointers of indirect block `block` (checked) into `out`;
 /// returns the copy.
-fn read_ptrs<'a>(inode: &INode<Rbfs>, block: u32, out: &'a mut [u32]) -> Result<&'a mut [u32]> {
+fn read_ptrs<'a>(inode: &Inode<Rbfs>, block: u32, out: &'a mut [u32]) -> Result<&'a mut [u32]> {
     let buf = read_indirect(inode, block)?;
     let mut data = buf.lock();
     let ind = indirect(inode, block, &mut data)?;
@@ -100,7 +100,7 @@ fn read_ptrs<'a>(inode: &INode<Rbfs>, block: u32, out: &'a mut [u32]) -> Result<
 /// level per room in `copies`: the first takes this block's pointers, the
 /// rest serve the levels below.
 fn free_tree(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     block: u32,
     abs: u64,
     start: u64,
@@ -170,7 +170,7 @@ fn free_tree(
 
 /// Frees every block of `inode` from file block `keep` on, and the
 /// indirect blocks no longer needed; updates the block count.
-pub(crate) fn truncate_blocks(inode: &INode<Rbfs>, keep: u64) -> Result {
+pub(crate) fn truncate_blocks(inode: &Inode<Rbfs>, keep: u64) -> Result {
     let log = inode.super_block().data().block_log();
     let mut copies = Copies::default();
     let mut st = lock_map_copies(inode, &mut copies)?;

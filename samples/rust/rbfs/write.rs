@@ -21,7 +21,7 @@
 use crate::sb::Rbfs;
 use kernel::block::bio;
 use kernel::fs::folio::Locked;
-use kernel::fs::inode::INode;
+use kernel::fs::inode::Inode;
 use kernel::fs::write_bio::{WriteBio, WriteCompletion, WriteError};
 use kernel::fs::writeback::{Iter, WritebackControl};
 use kernel::prelude::*;
@@ -64,7 +64,7 @@ fn submit(bio: &mut Option<Bio>) {
 
 /// Writes one locked folio's dirty buffers, adding them to `bio`.
 fn write_folio(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     folio: Locked<'_>,
     wbc: &mut WritebackControl,
     bio: &mut Option<Bio>,
@@ -191,7 +191,7 @@ fn write_folio(
 
 /// `->writepages`: every dirty folio `iter` hands out, coalesced into as
 /// few bios as the block layout allows, under a plug.
-pub(crate) fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
+pub(crate) fn writepages(inode: &Inode<Rbfs>, iter: &mut Iter<'_>) -> Result {
     bio::with_plug(|| {
         let mut bio = None;
         loop {
@@ -212,7 +212,7 @@ pub(crate) fn writepages(inode: &INode<Rbfs>, iter: &mut Iter<'_>) -> Result {
 
 /// `->writepage` (reclaim, migration): one folio, submitted at once.
 pub(crate) fn writepage(
-    inode: &INode<Rbfs>,
+    inode: &Inode<Rbfs>,
     folio: Locked<'_>,
     wbc: &mut WritebackControl,
 ) -> Result {
