@@ -64,7 +64,7 @@ else
 	qemu/run.sh --scenario hazards --label mutants-none --timeout "$timeout" > "$res/none.out" 2>&1
 	normal_rc=$?
 fi
-for t in checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio ordered_pointers; do
+for t in checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio ordered_pointers nofs_under_reclaim; do
 	r=$(result_of "$normal" $t)
 	printf '%-24s %-24s %-10s %s\n' "normal" "$t" "$r" "" >> "$table"
 done

@@ -8,7 +8,7 @@
 # block of what it just wrote lives (FIBMAP) and reads it with O_DIRECT from
 # /dev/vda right after fsync/fdatasync/O_DSYNC returned.
 # shellcheck shell=sh
-TESTS="load checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio ordered_pointers unload"
+TESTS="load checker_can_fail same_page_twice mark_before_submit sync_completion fsync_finds_page no_wait_with_open_bio ordered_pointers nofs_under_reclaim unload"
 M=/mnt
 
 test_load() {
@@ -162,6 +162,63 @@ test_ordered_pointers() {
 	fast_writeback
 	rbfs-ordered $M/p "$TEST_DISK" --size 2M --piece 16K --pause-us 2000 --seed 22
 	slow_writeback
+	finish
+}
+
+# slab_active CACHE: the cache's active objects (/proc/slabinfo).
+slab_active() {
+	awk -v c="$1" '$1 == c { print $2; f = 1 } END { if (!f) print 0 }' /proc/slabinfo
+}
+
+# Reclaim evicts inodes (prune_icache_sb), and rbfs's eviction takes the
+# inode's map mutex, so an allocation under that mutex that may enter
+# filesystem reclaim can wait for itself.  rbfs holds the mutex only inside
+# a NOFS scope.  Here memory is short (a tmpfs holds all but about 160 MiB,
+# and there is no swap) while 2000 small files are written and a 200 MiB
+# file streams through the page cache: kswapd and direct reclaim evict rbfs
+# inodes, so lockdep learns that reclaim takes the map mutex, and reports
+# any __GFP_FS allocation made under it (the mutant alloc_under_map_lock
+# makes one).  The test fails if reclaim evicted no rbfs inode (it could
+# not judge) or lockdep reported anything.
+test_nofs_under_reclaim() {
+	grep -qE 'debug_locks: +1' /proc/lockdep_stats || fail "lockdep is off: this test cannot judge"
+	fresh 1024 512M
+	fast_writeback
+	avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+	hog=$((avail - 160))
+	mkdir -p /hog
+	mount -t tmpfs -o size=${hog}M tmpfs /hog
+	dd if=/dev/zero of=/hog/fill bs=1M count=$hog 2>/dev/null || true
+	echo "MemAvailable $avail MiB; $hog MiB held in tmpfs"
+	mkdir $M/d
+	line=$(printf '%0100d' 0)
+	i=0
+	while [ $i -lt 2000 ]; do
+		printf '%s\n%s\n%s\n%s\n' "$i" "$line" "$line" "$line" > $M/d/f$i
+		i=$((i + 1))
+	done
+	created=$(slab_active rbfs_inode_cache)
+	dd if=/dev/zero of=$M/big bs=1M count=200 2>/dev/null
+	sync
+	cat $M/big > /dev/null
+	after=$(slab_active rbfs_inode_cache)
+	grep -E '^(pgscan_kswapd|pgscan_direct|slabs_scanned) ' /proc/vmstat | tr '\n' ' '
+	echo
+	echo "rbfs inodes in memory: $created after creating the files, $after after the stream"
+	umount /hog
+	slow_writeback
+	[ "$after" -lt $((created * 3 / 4)) ] || fail "reclaim evicted too few rbfs inodes to judge ($created -> $after)"
+	if dmesg | grep -qE 'possible circular locking dependency|inconsistent lock state|possible irq lock inversion'; then
+		dmesg | grep -A12 -E 'possible circular locking dependency|inconsistent lock state|possible irq lock inversion' | head -n 30
+		fail "lockdep: a lock dependency on reclaim"
+	fi
+	grep -qE 'debug_locks: +1' /proc/lockdep_stats || fail "lockdep turned itself off during the test"
+	# Every file is still there, whole.
+	i=0
+	while [ $i -lt 2000 ]; do
+		[ "$(head -n 1 $M/d/f$i)" = "$i" ] || fail "file f$i lost its contents"
+		i=$((i + 100))
+	done
 	finish
 }
 
