@@ -14,7 +14,7 @@
 //! files go to the pending runs of `ordered` first.
 
 use crate::alloc;
-use crate::format::{self, IndirectBlock, N_DIRECT};
+use crate::format::{self, BlockPath, IndirectBlock, N_DIRECT};
 use crate::inode::{MapGuard, MapState};
 use crate::ordered::{add_pending, pending_at, PendingNode};
 use crate::sb::{corrupt, Rbfs};
@@ -48,14 +48,7 @@ pub(crate) fn set_run(
         let r = (|| -> Result<u32> {
             // The indirect blocks on the path were allocated with the data
             // block, and truncation keeps those with pending blocks below.
-            let mut ptr = st.ptrs[path.slot];
-            for level in 0..path.depth - 1 {
-                if ptr == 0 {
-                    break;
-                }
-                ptr = read_ptr(inode, ptr, path.idx[level])?;
-            }
-            if ptr == 0 {
+            let Some(ptr) = leaf_indirect(inode, st, &path, Missing::Hole)? else {
                 pr_err!(
                     "{}: inode {}: no indirect block for pending block {}\n",
                     inode.super_block().device_name(),
@@ -63,7 +56,7 @@ pub(crate) fn set_run(
                     idx
                 );
                 return Err(EIO);
-            }
+            };
             let first = path.idx[path.depth - 1] as usize;
             let buf = read_indirect(inode, ptr)?;
             let mut data = buf.lock();
@@ -126,9 +119,53 @@ fn get_ptr(inode: &Inode<Rbfs>, buf: &Buffer, block: u32, i: u32) -> Result<u32>
     Ok(indirect(inode, block, &mut data)?.get(i as usize))
 }
 
-/// Reads pointer `i` of indirect block `block`.
-fn read_ptr(inode: &Inode<Rbfs>, block: u32, i: u32) -> Result<u32> {
-    get_ptr(inode, &read_indirect(inode, block)?, block, i)
+/// What [`leaf_indirect`] makes of a missing indirect block on the path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// The path ends in a hole.
+    Hole,
+    /// A new indirect block is allocated and linked in its place.
+    Allocate,
+}
+
+/// The one walk down an indirect tree: from the inode's pointer at
+/// `path.slot` through the indirect blocks of `path`'s upper levels, to the
+/// indirect block that holds the data pointer (`path.idx[path.depth - 1]`).
+/// `path` has a depth of at least 1.  A missing block on the way is a hole
+/// (`None`), or is allocated and linked (`Missing::Allocate`); each
+/// indirect block is looked up once, for reading its pointer and, after an
+/// allocation, setting it.
+fn leaf_indirect(
+    inode: &Inode<Rbfs>,
+    st: &mut MapState,
+    path: &BlockPath,
+    missing: Missing,
+) -> Result<Option<u32>> {
+    let mut ptr = st.ptrs[path.slot];
+    if ptr == 0 {
+        if missing == Missing::Hole {
+            return Ok(None);
+        }
+        ptr = new_indirect(inode, st)?;
+        st.ptrs[path.slot] = ptr;
+    }
+    for &i in &path.idx[..path.depth - 1] {
+        let buf = read_indirect(inode, ptr)?;
+        let child = get_ptr(inode, &buf, ptr, i)?;
+        if child != 0 {
+            ptr = child;
+            continue;
+        }
+        if missing == Missing::Hole {
+            return Ok(None);
+        }
+        // Allocate with no buffer lock held (a reference is no lock); the
+        // map mutex keeps the tree as it is meanwhile.
+        let new = new_indirect(inode, st)?;
+        set_ptr(inode, &buf, ptr, i, new)?;
+        ptr = new;
+    }
+    Ok(Some(ptr))
 }
 
 /// Maps file block `index` of `inode`; `None` for a hole.
@@ -156,16 +193,9 @@ pub(crate) fn map_run(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<Optio
     if path.depth == 0 {
         return run_in(inode, st.ptrs[path.slot..N_DIRECT].iter().copied(), max);
     }
-    let mut ptr = st.ptrs[path.slot];
-    for level in 0..path.depth - 1 {
-        if ptr == 0 {
-            return Ok(None);
-        }
-        ptr = read_ptr(inode, ptr, path.idx[level])?;
-    }
-    if ptr == 0 {
+    let Some(ptr) = leaf_indirect(inode, &mut st, &path, Missing::Hole)? else {
         return Ok(None);
-    }
+    };
     // The last level: the run is counted in the indirect block, under its
     // lock, without copying it.
     let buf = read_indirect(inode, ptr)?;
@@ -360,36 +390,15 @@ pub(crate) fn map_alloc(inode: &Inode<Rbfs>, index: u64) -> Result<(u32, bool)> 
             Ok(())
         });
     }
-    let mut ptr = st.ptrs[path.slot];
-    if ptr == 0 {
-        ptr = new_indirect(inode, &mut st)?;
-        st.ptrs[path.slot] = ptr;
+    // `Allocate` always gives a block.
+    let parent = leaf_indirect(inode, &mut st, &path, Missing::Allocate)?.ok_or(EINVAL)?;
+    let i = path.idx[path.depth - 1];
+    let buf = read_indirect(inode, parent)?;
+    let child = get_ptr(inode, &buf, parent, i)?;
+    if child != 0 {
+        check_block(inode, child)?;
+        return Ok((child, false));
     }
-    for level in 0..path.depth {
-        let i = path.idx[level];
-        let last = level + 1 == path.depth;
-        // One lookup of the indirect block serves both reading the pointer
-        // and, after the allocation, setting it.
-        let buf = read_indirect(inode, ptr)?;
-        let child = get_ptr(inode, &buf, ptr, i)?;
-        if child != 0 {
-            if last {
-                check_block(inode, child)?;
-                return Ok((child, false));
-            }
-            ptr = child;
-            continue;
-        }
-        // Allocate with no buffer lock held (a reference is no lock); the
-        // map mutex keeps the tree as it is meanwhile.
-        if last {
-            let parent = ptr;
-            return new_data(&mut st, &mut |_, b| set_ptr(inode, &buf, parent, i, b));
-        }
-        let new = new_indirect(inode, &mut st)?;
-        set_ptr(inode, &buf, ptr, i, new)?;
-        ptr = new;
-    }
-    // A path of depth >= 1 returns from the loop.
-    Err(EINVAL)
+    // Allocated with no buffer lock held, as in `leaf_indirect`.
+    new_data(&mut st, &mut |_, b| set_ptr(inode, &buf, parent, i, b))
 }
