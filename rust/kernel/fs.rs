@@ -435,9 +435,36 @@ impl<T: FileSystem> Tables<T> {
         fc: *mut bindings::fs_context,
     ) -> core::ffi::c_int {
         from_result(|| {
+            // `get_tree_bdev` opened the device with
+            // `BLK_OPEN_RESTRICT_WRITES`, which refuses every other writer
+            // (and fails if one is there) unless the kernel allows writes to
+            // mounted devices (`CONFIG_BLK_DEV_WRITE_MOUNTED=y`, or
+            // `bdev_allow_write_mounted=1`).  The buffer cache's contents
+            // are handed out as plain slices (`buffer::BufferData`), which
+            // is only sound if nobody else writes the device: so that is a
+            // condition of mounting.  Blocked writes show as a negative
+            // `bd_writers`, and stay so while the super block holds the
+            // device open.
+            // SAFETY: `s_bdev` is the device opened for this super block,
+            // open until `kill_sb`; the count changes under the disk's
+            // `open_mutex`, so it is read once, as `READ_ONCE` would.
+            let writers = unsafe { core::ptr::read_volatile(&(*(*sb).s_bdev).bd_writers) };
+            if writers >= 0 {
+                // SAFETY: `s_id` is the NUL-terminated device name.
+                let id = unsafe { crate::str::CStr::from_char_ptr((*sb).s_id.as_ptr()) };
+                crate::pr_err!(
+                    "{}: {}: this kernel lets other writers change a mounted device \
+                     (CONFIG_BLK_DEV_WRITE_MOUNTED=y or bdev_allow_write_mounted=1); \
+                     refusing to mount\n",
+                    T::NAME,
+                    id
+                );
+                return Err(EPERM);
+            }
             // SAFETY: `fc` comes from `init_fs_context`.
             let opts = core::mem::take(unsafe { Self::options(fc) });
-            // SAFETY: `sb` is new and exclusively ours until it is returned.
+            // SAFETY: `sb` is new and exclusively ours until it is returned;
+            // its device refuses other writers (checked above).
             let new_sb = unsafe { sb::NewSuperBlock::<T>::from_raw(sb) };
             new_sb.init_ops();
             let data = T::fill_super(&new_sb, opts)?;

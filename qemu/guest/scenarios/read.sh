@@ -2,7 +2,7 @@
 # compare everything a reader sees with the source tree; statfs against
 # mkfs's own figures; refusal of bad images; EUCLEAN on corrupt metadata.
 # shellcheck shell=sh
-TESTS="load make_tree bs512 bs1024 bs2048 bs4096 read_only refuse_zeroed refuse_flipped_sb corrupt_dir unload"
+TESTS="load make_tree bs512 bs1024 bs2048 bs4096 read_only refuse_zeroed refuse_flipped_sb corrupt_dir device_writes_refused unload"
 SRC=/tmp/src
 
 test_load() {
@@ -187,6 +187,30 @@ test_corrupt_dir() {
 	dmesg | grep -q 'rbfs: vdb: corrupt metadata: directory 1 block 0' || { umount /scratch; fail "no corruption message"; }
 	dmesg | grep 'corrupt metadata' | tail -n1
 	umount /scratch
+}
+
+# Nobody but rbfs writes a mounted rbfs device (the kernel refuses other
+# writers, CONFIG_BLK_DEV_WRITE_MOUNTED=n), and rbfs does not mount a
+# device that a writer holds open: what the Rust abstractions' slices over
+# the buffer cache rely on.
+test_device_writes_refused() {
+	mkfs.rbfs -q -f "$SCRATCH_DISK"
+	mount -t rbfs "$SCRATCH_DISK" /scratch
+	if dd if=/dev/zero of="$SCRATCH_DISK" bs=1024 count=1 seek=100 conv=notrunc 2>/tmp/err; then
+		umount /scratch
+		fail "wrote to the mounted device"
+	fi
+	cat /tmp/err
+	umount /scratch
+	(
+		exec 3<>"$SCRATCH_DISK"
+		if mount -t rbfs "$SCRATCH_DISK" /scratch 2>/tmp/err; then
+			umount /scratch
+			exit 1
+		fi
+		cat /tmp/err
+	) || fail "mounted a device that a writer holds open"
+	fsck_clean "$SCRATCH_DISK"
 }
 
 test_unload() {

@@ -7,7 +7,7 @@
 use crate::bindings;
 use crate::error::{code::*, Result};
 use crate::types::Opaque;
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// A `struct buffer_head`.
 ///
@@ -228,29 +228,65 @@ pub enum State {
 /// takes it, so a `&mut [u8]` of the block never aliases another access
 /// from Rust, and the disk never receives a half-updated block.
 ///
+/// Nothing outside Rust writes it either, while `'sb` lasts: the block
+/// belongs to the device of a super block that is alive for `'sb` (a
+/// `Buffer` comes from [`super::sb::SuperBlock::bread`] and the like, and
+/// borrows the super block), and a super block is only set up on a device
+/// whose other writers the kernel refuses (`BLK_OPEN_RESTRICT_WRITES`,
+/// checked in `fill_super`): no `write(2)`, `O_DIRECT` write or shared
+/// writable mapping of the device can change the block under a slice.  The
+/// device's own readers only fill buffers that are not up to date, under
+/// their locks; a folio whose buffers are referenced is neither migrated
+/// nor invalidated.  A buffer kept between calls, in the filesystem's data,
+/// is a [`CachedBuffer`], which gives a `Buffer` back only for a live super
+/// block of the same device.  A `Buffer` itself cannot be kept beyond the
+/// super block's borrow:
+///
+/// ```ignore
+/// // compile_fail: E0521
+/// use kernel::fs::{buffer::Buffer, sb::SuperBlock, FileSystem};
+/// fn keep(_b: Buffer<'static>) {}
+/// fn f<T: FileSystem>(sb: &SuperBlock<T>) -> kernel::error::Result {
+///     let b = sb.bread(0)?;
+///     keep(b); // ERROR
+///     Ok(())
+/// }
+/// ```
+///
 /// # Invariants
 ///
 /// `bh` holds a reference, is up to date, and its data is `b_size` bytes
 /// in lowmem: a block device's page cache is allocated with its mapping's
 /// gfp, `GFP_USER`, which has no `__GFP_HIGHMEM` (`bdev_alloc`), and
-/// 64-bit architectures have no highmem anyway.
-pub struct Buffer {
+/// 64-bit architectures have no highmem anyway.  Its device is that of a
+/// super block alive for `'sb`, with writes by others refused.
+pub struct Buffer<'sb> {
     bh: NonNull<bindings::buffer_head>,
+    _sb: PhantomData<&'sb ()>,
 }
 
 // SAFETY: A buffer head reference may be dropped from any thread
 // (`brelse` is thread-safe), and its data is only reached under the buffer
 // lock, a sleeping lock usable from any thread.
-unsafe impl Send for Buffer {}
+unsafe impl Send for Buffer<'_> {}
 // SAFETY: See above: `&Buffer` gives access to the data only under the lock.
-unsafe impl Sync for Buffer {}
+unsafe impl Sync for Buffer<'_> {}
 
-impl Buffer {
+impl<'sb> Buffer<'sb> {
     /// Reads block `block` of `size` bytes from `bdev`.
     ///
     /// A block read from the disk now loses [`State::Verified`]; one found
     /// up to date in the cache keeps it.
-    pub(crate) fn read(bdev: *mut bindings::block_device, block: u64, size: u32) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `bdev` is the device of a super block that is alive for `'sb` and
+    /// was set up with writes by others refused (`fill_super`).
+    pub(crate) unsafe fn read(
+        bdev: *mut bindings::block_device,
+        block: u64,
+        size: u32,
+    ) -> Result<Self> {
         // As `__bread_gfp(.., 0)` does: `GFP_NOFS` (callers hold filesystem
         // locks), `__GFP_NOFAIL` (the allocator loops, not we), and no
         // `__GFP_MOVABLE`: metadata buffers are held across sleeps.  With
@@ -261,7 +297,13 @@ impl Buffer {
         // `bdev_getblk` returns a referenced buffer head or NULL.
         let bh = unsafe { bindings::bdev_getblk(bdev, block, size, gfp) };
         let bh = NonNull::new(bh).ok_or(ENOMEM)?;
-        let buf = Buffer { bh };
+        // INVARIANT: Referenced; up to date once the read below succeeds
+        // (on failure `buf` is dropped, not returned); the device is as the
+        // safety requirements say.
+        let buf = Buffer {
+            bh,
+            _sb: PhantomData,
+        };
         let p = bh.as_ptr();
         // `bh_uptodate_or_lock` returns non-zero if the buffer is up to date,
         // and otherwise locks it for us; we then clear the verified state and
@@ -283,11 +325,24 @@ impl Buffer {
 
     /// Returns block `block` of `bdev` filled with zeroes, without reading
     /// it: for a block just allocated, whose old contents do not matter.
-    pub(crate) fn zeroed(bdev: *mut bindings::block_device, block: u64, size: u32) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// As for [`Buffer::read`].
+    pub(crate) unsafe fn zeroed(
+        bdev: *mut bindings::block_device,
+        block: u64,
+        size: u32,
+    ) -> Result<Self> {
         // SAFETY: As in `read`.  `GFP_NOFS`: callers hold filesystem locks.
         let bh = unsafe { bindings::bdev_getblk(bdev, block, size, bindings::GFP_NOFS) };
         let bh = NonNull::new(bh).ok_or(ENOMEM)?;
-        let buf = Buffer { bh };
+        // INVARIANT: Referenced, and up to date once zeroed below; the
+        // device is as the safety requirements say.
+        let buf = Buffer {
+            bh,
+            _sb: PhantomData,
+        };
         let p = bh.as_ptr();
         // Under the buffer lock nobody else reads or writes the data (see
         // the type's documentation), and the lock also waits for any write
@@ -339,20 +394,24 @@ impl Buffer {
     }
 }
 
-impl Clone for Buffer {
+impl Clone for Buffer<'_> {
     /// Another reference to the same buffer.  A clone kept for long may
     /// outlive the buffer's up-to-date state (a failed write clears it):
-    /// check `head().test(State::Uptodate)` before using such a one, or
-    /// read the block again.
+    /// check `head().is_uptodate()` before using such a one, or read the
+    /// block again.
     fn clone(&self) -> Self {
         // SAFETY: We own a reference, so the buffer head is alive;
         // `get_bh` takes another one, which the clone's `Drop` releases.
         unsafe { bindings::get_bh(self.bh.as_ptr()) };
-        Buffer { bh: self.bh }
+        // INVARIANT: Another reference to the same block, for as long.
+        Buffer {
+            bh: self.bh,
+            _sb: PhantomData,
+        }
     }
 }
 
-impl Drop for Buffer {
+impl Drop for Buffer<'_> {
     fn drop(&mut self) {
         // SAFETY: We own one reference (type invariant).
         unsafe { bindings::__brelse(self.bh.as_ptr()) };
@@ -372,11 +431,72 @@ pub(crate) fn forget_cached(bdev: *mut bindings::block_device, block: u64, size:
     }
 }
 
+/// A reference to a buffer kept between calls, e.g. in the filesystem's
+/// [`super::FileSystem::Data`]: unlike a [`Buffer`], it does not borrow the
+/// super block, and gives a `Buffer` back only for a live super block of
+/// the buffer's device ([`CachedBuffer::get`]).  Released when dropped.
+///
+/// # Invariants
+///
+/// `bh` holds a reference.
+pub struct CachedBuffer {
+    bh: NonNull<bindings::buffer_head>,
+}
+
+// SAFETY: As for `Buffer`: a reference may be dropped from any thread, and
+// the contents are reached only through a `Buffer`.
+unsafe impl Send for CachedBuffer {}
+// SAFETY: `&CachedBuffer` gives nothing but `get`.
+unsafe impl Sync for CachedBuffer {}
+
+impl CachedBuffer {
+    /// Keeps another reference to `buf`.
+    pub fn new(buf: &Buffer<'_>) -> Self {
+        // SAFETY: `buf` holds a reference; `get_bh` takes another one,
+        // which `drop` releases.
+        unsafe { bindings::get_bh(buf.bh.as_ptr()) };
+        // INVARIANT: The reference just taken.
+        Self { bh: buf.bh }
+    }
+
+    /// The buffer, for as long as `sb` is borrowed, if `sb` is on the
+    /// buffer's device; `None` otherwise.  Like a clone, the buffer may
+    /// have lost its up-to-date state since it was kept (a failed write
+    /// clears it): check `head().is_uptodate()`.
+    pub fn get<'sb, T: super::FileSystem>(
+        &self,
+        sb: &'sb super::sb::SuperBlock<T>,
+    ) -> Option<Buffer<'sb>> {
+        // SAFETY: `bh` is referenced (type invariant), so valid; `b_bdev`
+        // does not change while it is.
+        let bdev = unsafe { (*self.bh.as_ptr()).b_bdev };
+        if bdev != sb.bdev_raw() {
+            return None;
+        }
+        // SAFETY: We own a reference; `get_bh` takes another one, which
+        // the `Buffer`'s `Drop` releases.
+        unsafe { bindings::get_bh(self.bh.as_ptr()) };
+        // INVARIANT: Referenced; its device is `sb`'s, a live super block
+        // (borrowed for `'sb`) set up with writes by others refused.
+        Some(Buffer {
+            bh: self.bh,
+            _sb: PhantomData,
+        })
+    }
+}
+
+impl Drop for CachedBuffer {
+    fn drop(&mut self) {
+        // SAFETY: We own one reference (type invariant).
+        unsafe { bindings::__brelse(self.bh.as_ptr()) };
+    }
+}
+
 /// The contents of a [`Buffer`], with the buffer lock held.  If they were
 /// changed ([`BufferData::data_mut`]), the buffer is marked dirty when the
 /// lock is released.
 pub struct BufferData<'a> {
-    buf: &'a Buffer,
+    buf: &'a Buffer<'a>,
     dirty: bool,
 }
 
@@ -387,8 +507,10 @@ impl BufferData<'_> {
 
     /// The block's contents.
     pub fn data(&self) -> &[u8] {
-        // The kernel writes a buffer-cache block only under its lock (reads
-        // from the device; `bforget` aside, which only its owner calls).
+        // Inside the kernel, a buffer-cache block is written only under its
+        // lock (reads from the device; `bforget` aside, which only its
+        // owner calls), and outside it nobody may write the device (type
+        // invariants of `Buffer`).
         // SAFETY: Up to date, referenced, `b_size` bytes of lowmem (type
         // invariants of `Buffer`); we hold the lock, so nothing writes them.
         unsafe {

@@ -18,7 +18,8 @@ use core::marker::PhantomData;
 /// and its `s_fs_info` was set from a `T::Data` by `fill_super`, and stays
 /// valid until `kill_sb`.  References to a `SuperBlock` exist only while
 /// the super block is active (from inside its own callbacks, or through an
-/// inode or file of it).
+/// inode or file of it).  Its device refuses writers other than the
+/// filesystem for as long (`fill_super` mounts nothing else).
 #[repr(transparent)]
 pub struct SuperBlock<T: FileSystem>(Opaque<bindings::super_block>, PhantomData<T>);
 
@@ -88,16 +89,18 @@ impl<T: FileSystem> SuperBlock<T> {
     }
 
     /// Reads block `block` of the device through the buffer cache.
-    pub fn bread(&self, block: u64) -> Result<Buffer> {
-        // SAFETY: The super block is valid and its device open.
-        Buffer::read(unsafe { (*self.as_raw()).s_bdev }, block, self.block_size())
+    pub fn bread(&self, block: u64) -> Result<Buffer<'_>> {
+        // SAFETY: The device of this super block, which is alive while
+        // borrowed and was filled (`fill_super`) only with writes by others
+        // refused.
+        unsafe { Buffer::read(self.bdev_raw(), block, self.block_size()) }
     }
 
     /// Returns block `block` filled with zeroes, without reading it, for a
     /// block just allocated.
-    pub fn zeroed_block(&self, block: u64) -> Result<Buffer> {
-        // SAFETY: The super block is valid and its device open.
-        Buffer::zeroed(unsafe { (*self.as_raw()).s_bdev }, block, self.block_size())
+    pub fn zeroed_block(&self, block: u64) -> Result<Buffer<'_>> {
+        // SAFETY: As in `bread`.
+        unsafe { Buffer::zeroed(self.bdev_raw(), block, self.block_size()) }
     }
 
     /// Forgets the buffer-cache copy of block `block`, if any, dirty or not
@@ -128,7 +131,8 @@ pub struct NewSuperBlock<'a, T: FileSystem> {
 impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
     /// # Safety
     ///
-    /// `sb` is a new super block of type `T` being filled, valid for `'a`.
+    /// `sb` is a new super block of type `T` being filled, valid for `'a`,
+    /// on a device that refuses writers other than the filesystem.
     pub(crate) unsafe fn from_raw(sb: *mut bindings::super_block) -> Self {
         Self {
             sb,
@@ -187,9 +191,11 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
     }
 
     /// Reads block `block` (in units of the current block size).
-    pub fn bread(&self, block: u64) -> Result<Buffer> {
-        // SAFETY: The device is open.
-        Buffer::read(unsafe { (*self.sb).s_bdev }, block, self.block_size())
+    pub fn bread(&self, block: u64) -> Result<Buffer<'_>> {
+        // SAFETY: The device of the super block being filled, alive while
+        // `self` is; `fill_super` checked that writes by others are
+        // refused before it made `self`.
+        unsafe { Buffer::read((*self.sb).s_bdev, block, self.block_size()) }
     }
 
     /// Sets the largest file size the filesystem supports.

@@ -13,7 +13,7 @@
 
 use crate::format::{self, Superblock};
 use crate::sb::{corrupt, Rbfs};
-use kernel::fs::buffer::Buffer;
+use kernel::fs::buffer::{Buffer, CachedBuffer};
 use kernel::fs::sb::{NewSuperBlock, SuperBlock};
 use kernel::prelude::*;
 
@@ -29,7 +29,7 @@ pub(crate) struct AllocState {
     /// takes block after block from it, and a lookup in the buffer cache
     /// costs as much as the rest of the allocation.  Released by
     /// [`release`] when the file system is put.
-    last_bitmap: Option<(u32, Buffer)>,
+    last_bitmap: Option<(u32, CachedBuffer)>,
 }
 
 impl AllocState {
@@ -102,16 +102,25 @@ pub(crate) fn release(st: &mut AllocState) {
 
 /// Reads bitmap block `index` of `map`, checked, through the state's
 /// last-used block when it is that one.
-fn read_bitmap(sb: &SuperBlock<Rbfs>, st: &mut AllocState, map: Map, index: u32) -> Result<Buffer> {
+fn read_bitmap<'a>(
+    sb: &'a SuperBlock<Rbfs>,
+    st: &mut AllocState,
+    map: Map,
+    index: u32,
+) -> Result<Buffer<'a>> {
     let (start, _, total) = map.region(&sb.data().sb);
     let nr = start + index;
-    let buf = match &st.last_bitmap {
+    let cached = match &st.last_bitmap {
+        Some((b, cached)) if *b == nr => cached.get(sb),
+        _ => None,
+    };
+    let buf = match cached {
         // A failed write of the block clears its up-to-date state: read
         // it again then.
-        Some((b, buf)) if *b == nr && buf.head().is_uptodate() => buf.clone(),
+        Some(buf) if buf.head().is_uptodate() => buf,
         _ => {
             let buf = sb.bread(u64::from(nr))?;
-            st.last_bitmap = Some((nr, buf.clone()));
+            st.last_bitmap = Some((nr, CachedBuffer::new(&buf)));
             buf
         }
     };

@@ -108,13 +108,13 @@ pub(crate) fn indirect<'a>(
 
 /// The buffer of indirect block `block`, a pointer from `inode`'s map
 /// (checked to lie in the data region first).
-pub(crate) fn read_indirect(inode: &Inode<Rbfs>, block: u32) -> Result<Buffer> {
+pub(crate) fn read_indirect(inode: &Inode<Rbfs>, block: u32) -> Result<Buffer<'_>> {
     check_block(inode, block)?;
     inode.super_block().bread(u64::from(block))
 }
 
 /// Reads pointer `i` of indirect block `block`, whose buffer is `buf`.
-fn get_ptr(inode: &Inode<Rbfs>, buf: &Buffer, block: u32, i: u32) -> Result<u32> {
+fn get_ptr(inode: &Inode<Rbfs>, buf: &Buffer<'_>, block: u32, i: u32) -> Result<u32> {
     let mut data = buf.lock();
     Ok(indirect(inode, block, &mut data)?.get(i as usize))
 }
@@ -319,7 +319,7 @@ fn give_back(inode: &Inode<Rbfs>, st: &mut MapState, b: u32) {
 
 /// Sets pointer `i` of indirect block `block`, whose buffer is `buf`, to
 /// `value`.
-fn set_ptr(inode: &Inode<Rbfs>, buf: &Buffer, block: u32, i: u32, value: u32) -> Result {
+fn set_ptr(inode: &Inode<Rbfs>, buf: &Buffer<'_>, block: u32, i: u32, value: u32) -> Result {
     let mut data = buf.lock();
     indirect(inode, block, &mut data)?;
     let d = data.data_mut();

@@ -27,7 +27,7 @@ fn dir_blocks(dir: &Inode<Rbfs>) -> u64 {
 }
 
 /// Reads block `index` of a directory.
-fn read_block(dir: &Inode<Rbfs>, index: u64) -> Result<Buffer> {
+fn read_block(dir: &Inode<Rbfs>, index: u64) -> Result<Buffer<'_>> {
     let sb = dir.super_block();
     let Some(block) = bmap::map(dir, index)? else {
         if sb.data().reports_allowed() {

@@ -170,7 +170,7 @@ fn kind(mode: u16, fast_symlink: bool, major: u32, minor: u32) -> Option<Kind<Rb
 }
 
 /// Reads the inode-table block holding `ino`; returns it and the offset.
-fn table_block(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<(Buffer, usize)> {
+fn table_block(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<(Buffer<'_>, usize)> {
     let (block, offset) = sb
         .data()
         .sb

@@ -351,7 +351,7 @@ pub(crate) fn now_secs() -> u64 {
 
 /// Encodes `disk` into the first 512 bytes of block 0 (`buf`); with `sync`,
 /// writes it and waits.
-fn write_super(buf: &kernel::fs::buffer::Buffer, disk: &Superblock, sync: bool) -> Result {
+fn write_super(buf: &kernel::fs::buffer::Buffer<'_>, disk: &Superblock, sync: bool) -> Result {
     let mut out = [0u8; format::SUPERBLOCK_SIZE];
     disk.encode(&mut out);
     {
