@@ -343,6 +343,8 @@ impl<T: FileSystem> Lookup<T> {
         let inode = NonNull::new(inode).ok_or(ENOMEM)?;
         // SAFETY: `iget_locked` returned a referenced inode.
         if unsafe { (*inode.as_ptr()).i_state } & bindings::I_NEW != 0 {
+            // INVARIANT: Referenced by `iget_locked`, `I_NEW`, and fresh from
+            // `alloc_inode`, which leaves the data uninitialised.
             Ok(Lookup::New(New {
                 inode,
                 _p: PhantomData,

@@ -134,6 +134,8 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
     /// `sb` is a new super block of type `T` being filled, valid for `'a`,
     /// on a device that refuses writers other than the filesystem.
     pub(crate) unsafe fn from_raw(sb: *mut bindings::super_block) -> Self {
+        // INVARIANT: Per the safety requirements (`get_tree_bdev` hands a
+        // new, locked super block to `fill_super` before anyone sees it).
         Self {
             sb,
             _p: PhantomData,
