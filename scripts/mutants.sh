@@ -80,7 +80,12 @@ for m in $mutants; do
 	qemu/run.sh --scenario hazards --mutant "$m" --only "load,$t,unload" \
 		--label "mutants-$m" --timeout "$timeout" > "$res/$m.out" 2>&1
 	r=$(result_of "mutants-$m" "$t")
-	if [ "$r" = pass ]; then
+	if [ "$(result_of "mutants-$m" load)" != pass ]; then
+		# A module that did not load (a stale build, an unknown symbol)
+		# proves nothing about its test.
+		printf '%-24s %-24s %-10s %s\n' "$m" "$t" "NOT CAUGHT" "the mutant did not load" >> "$table"
+		rc=1
+	elif [ "$r" = pass ]; then
 		printf '%-24s %-24s %-10s %s\n' "$m" "$t" "NOT CAUGHT" "" >> "$table"
 		rc=1
 	else
