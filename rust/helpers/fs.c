@@ -178,14 +178,6 @@ void rust_helper_i_size_write(struct inode *inode, loff_t size)
 	i_size_write(inode, size);
 }
 
-void rust_helper_inode_set_blocks_locked(struct inode *inode, blkcnt_t blocks)
-{
-	spin_lock(&inode->i_lock);
-	inode->i_blocks = blocks;
-	inode->i_bytes = 0;
-	spin_unlock(&inode->i_lock);
-}
-
 void rust_helper_filemap_invalidate_lock(struct address_space *mapping)
 {
 	filemap_invalidate_lock(mapping);
@@ -204,6 +196,21 @@ void rust_helper_filemap_invalidate_lock_shared(struct address_space *mapping)
 void rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
 {
 	filemap_invalidate_unlock_shared(mapping);
+}
+
+long rust_helper_atomic_long_read(const atomic_long_t *v)
+{
+	return atomic_long_read(v);
+}
+
+void rust_helper_sb_start_intwrite(struct super_block *sb)
+{
+	sb_start_intwrite(sb);
+}
+
+void rust_helper_sb_end_intwrite(struct super_block *sb)
+{
+	sb_end_intwrite(sb);
 }
 
 void rust_helper_sb_start_pagefault(struct super_block *sb)

@@ -83,6 +83,12 @@ pub fn real_time_secs() -> i64 {
 }
 
 /// A filesystem type.
+///
+/// Operations with a default body are optional: the super block's
+/// operations table points at a callback only if the filesystem implements
+/// it (`HAS_*`, from `#[vtable]`), so the VFS's own default applies
+/// otherwise (a freeze, for one, is refused without `freeze_fs`).
+#[crate::macros::vtable]
 pub trait FileSystem: Sized + Send + Sync + 'static {
     /// The filesystem's name, as in `mount -t NAME` and `/proc/filesystems`.
     const NAME: &'static CStr;
@@ -160,6 +166,24 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// Called at unmount after everything was written back, before
     /// [`Self::Data`] is dropped (`put_super`).
     fn put_super(_sb: &sb::SuperBlock<Self>) {}
+
+    /// Makes the disk consistent for a freeze (`freeze_fs`, from `FIFREEZE`
+    /// or a device-mapper snapshot): called after user writes, page
+    /// faults and writeback were stopped and everything was synced, before
+    /// internal changes ([`sb::SuperBlock::start_intwrite`]) are stopped
+    /// too.  Without it, freezing the filesystem fails with `EOPNOTSUPP`.
+    fn freeze_fs(_sb: &sb::SuperBlock<Self>) -> Result {
+        // 6.12's `kernel::error::code` has no `EOPNOTSUPP`.
+        Err(crate::error::Error::from_errno(
+            -(bindings::EOPNOTSUPP as i32),
+        ))
+    }
+
+    /// Undoes [`Self::freeze_fs`] when the filesystem is thawed
+    /// (`unfreeze_fs`), before writes are let in again.
+    fn unfreeze_fs(_sb: &sb::SuperBlock<Self>) -> Result {
+        Ok(())
+    }
 }
 
 /// A registered filesystem type: a `struct file_system_type` in static storage.

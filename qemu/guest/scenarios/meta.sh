@@ -1,6 +1,6 @@
 # Namespace and metadata of the read-write filesystem, at 1 KiB and 4 KiB
 # blocks: create and write, directories, many entries, unlink (also of an
-# open file), hard and symbolic links, rename, truncate, attributes,
+# open file, and its eviction waiting for a thaw), hard and symbolic links, rename, truncate, attributes,
 # special files, running out of blocks and out of inodes.  Every test
 # starts from a fresh mkfs and mount, checks exact results (stat, ls, cat,
 # exit statuses and error messages, statfs counts), reads back after
@@ -21,7 +21,7 @@
 # shellcheck shell=sh
 TESTS="load
 create_1k create_4k dirs_1k dirs_4k many_1k many_4k unlink_1k unlink_4k
-link_1k link_4k symlink_1k symlink_4k rename_1k rename_4k rename2_1k rename2_4k
+freeze_1k freeze_4k link_1k link_4k symlink_1k symlink_4k rename_1k rename_4k rename2_1k rename2_4k
 truncate_1k truncate_4k attrs_1k attrs_4k special_1k special_4k
 enospc_1k enospc_4k inodes_1k inodes_4k
 unload"
@@ -418,6 +418,58 @@ check_unlink() {
 
 test_unlink_1k() { check_unlink 1024; }
 test_unlink_4k() { check_unlink 4096; }
+
+# --- freeze -------------------------------------------------------------
+
+# fsfreeze (FIFREEZE/FITHAW).  A frozen filesystem's image is consistent
+# and marked clean, as a snapshot of the device would see it, unless a
+# deleted file is still open.  The last close of such a file frees its
+# blocks and inode: a change the filesystem makes of its own accord, which
+# must wait for the thaw (sb_start_intwrite in evict_inode, as ext2)
+# instead of changing the frozen filesystem.
+check_freeze() {
+	fresh "$1"
+	before=$(fsfree)
+	rbfs-pattern write $M/kept 300K --seed 7
+	fsfreeze --freeze $M
+	fsck_clean "$TEST_DISK" > /dev/null
+	if grep -q "state is dirty" /tmp/fsck.out; then
+		fsfreeze --unfreeze $M
+		fail "the frozen image is not marked clean"
+	fi
+	fsfreeze --unfreeze $M
+	rbfs-pattern verify $M/kept 300K --seed 7
+	fsck.rbfs -n "$TEST_DISK" > /tmp/fsck.out 2>&1 || true
+	grep -q "state is dirty" /tmp/fsck.out || fail "not marked in use again after the thaw"
+	rm $M/kept
+	rbfs-pattern write $M/big 1M --seed 6
+	written=$(fsfree)
+	sleep 1000 < $M/big > /dev/null 2>&1 &
+	holder=$!
+	rm $M/big
+	fsfreeze --freeze $M || { kill $holder; fail "fsfreeze failed"; }
+	fsck.rbfs -n "$TEST_DISK" > /tmp/fsck.out 2>&1 || true
+	grep -q "state is dirty" /tmp/fsck.out || {
+		fsfreeze --unfreeze $M
+		kill $holder
+		fail "frozen with a deleted file open, but marked clean"
+	}
+	kill $holder
+	# The holder's exit drops the last reference and evicts the inode:
+	# that must block (uninterruptibly) until the thaw.
+	sleep 2
+	frozen_free=$(stat -f -c '%f %a %d' $M)
+	state=$(sed 's/.*) //' /proc/$holder/stat | cut -d' ' -f1)
+	fsfreeze --unfreeze $M
+	wait $holder || true
+	expect_eq "statfs of the frozen filesystem after the last close" "$frozen_free" "$written"
+	expect_eq "state of the last closer while frozen" "$state" D
+	expect_eq "statfs after the thaw" "$(fsfree)" "$before"
+	finish
+}
+
+test_freeze_1k() { check_freeze 1024; }
+test_freeze_4k() { check_freeze 4096; }
 
 # --- hard links -----------------------------------------------------------
 

@@ -246,8 +246,16 @@ impl<T: FileSystem> Inode<T> {
     /// Sets the space used, in 512-byte sectors (`i_blocks`), under
     /// `i_lock` as `inode_add_bytes` does.
     pub fn set_blocks(&self, sectors: u64) {
-        // SAFETY: A valid inode; the helper takes `i_lock`.
-        unsafe { bindings::inode_set_blocks_locked(self.as_raw(), sectors) }
+        let inode = self.as_raw();
+        // SAFETY: A valid inode; `i_blocks` and `i_bytes` change only under
+        // its `i_lock` (`inode_add_bytes`, `inode_get_bytes`), taken here.
+        unsafe {
+            let lock = core::ptr::addr_of_mut!((*inode).i_lock);
+            bindings::spin_lock(lock);
+            (*inode).i_blocks = sectors;
+            (*inode).i_bytes = 0;
+            bindings::spin_unlock(lock);
+        }
     }
 
     /// Access time (seconds, nanoseconds).

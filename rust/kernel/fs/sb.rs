@@ -64,6 +64,32 @@ impl<T: FileSystem> SuperBlock<T> {
         unsafe { (*self.as_raw()).s_flags & bindings::SB_RDONLY != 0 }
     }
 
+    /// Starts a change the filesystem makes of its own accord, not on a
+    /// user's write (freeing a deleted inode's blocks in `evict_inode`,
+    /// say), under freeze protection (`sb_start_intwrite`): a freeze waits
+    /// for it to end, and it waits for the thaw if the filesystem is
+    /// frozen.  It ends when the returned guard is dropped.
+    pub fn start_intwrite(&self) -> IntWrite<'_, T> {
+        // SAFETY: A live super block; `sb_start_intwrite` may sleep, which
+        // the caller allows by calling this.
+        unsafe { bindings::sb_start_intwrite(self.as_raw()) };
+        // INVARIANT: Started just now.
+        IntWrite(self)
+    }
+
+    /// Whether inodes whose last link is gone are still in use (open or
+    /// mapped): their blocks are freed only when the last user goes, so
+    /// until then the disk holds allocated inodes that no directory names
+    /// (`s_remove_count`).
+    pub fn has_unlinked_in_use(&self) -> bool {
+        // SAFETY: A live super block; the counter is only changed
+        // atomically and is read atomically, through a raw pointer (no
+        // reference to memory others change).
+        unsafe {
+            bindings::atomic_long_read(core::ptr::addr_of!((*self.as_raw()).s_remove_count)) != 0
+        }
+    }
+
     /// Makes the filesystem read-only (after detecting corruption, for
     /// `errors=remount-ro`), as ext2's `ext2_error` does, but with an
     /// atomic or: callers hold no lock (corruption is found anywhere), so
@@ -114,6 +140,22 @@ impl<T: FileSystem> SuperBlock<T> {
     /// style code through [`inode::New`] if it is not cached.
     pub fn iget(&self, ino: u64) -> Result<inode::Lookup<T>> {
         inode::Lookup::get(self, ino)
+    }
+}
+
+/// Freeze protection for an internal change of a filesystem, from
+/// [`SuperBlock::start_intwrite`]; ends it (`sb_end_intwrite`) when
+/// dropped.
+///
+/// # Invariants
+///
+/// The holder started the protection on the super block, once.
+pub struct IntWrite<'a, T: FileSystem>(&'a SuperBlock<T>);
+
+impl<T: FileSystem> Drop for IntWrite<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: Started by `start_intwrite` (type invariant), ended once.
+        unsafe { bindings::sb_end_intwrite(self.0.as_raw()) };
     }
 }
 
@@ -281,10 +323,22 @@ impl<T: FileSystem> Tables<T> {
         ops.alloc_inode = Some(inode::Tables::<T>::alloc_inode);
         ops.free_inode = Some(inode::Tables::<T>::free_inode);
         ops.statfs = Some(Self::statfs);
-        ops.write_inode = Some(Self::write_inode);
+        if T::HAS_WRITE_INODE {
+            ops.write_inode = Some(Self::write_inode);
+        }
+        // Always installed: it also drops the inode's buffer list, which
+        // the VFS's default eviction does not.
         ops.evict_inode = Some(Self::evict_inode);
-        ops.sync_fs = Some(Self::sync_fs);
-        ops.put_super = Some(Self::put_super);
+        if T::HAS_SYNC_FS {
+            ops.sync_fs = Some(Self::sync_fs);
+        }
+        if T::HAS_PUT_SUPER {
+            ops.put_super = Some(Self::put_super);
+        }
+        if T::HAS_FREEZE_FS {
+            ops.freeze_fs = Some(Self::freeze_fs);
+            ops.unfreeze_fs = Some(Self::unfreeze_fs);
+        }
         ops
     };
 
@@ -316,9 +370,11 @@ impl<T: FileSystem> Tables<T> {
         // truncating its page cache waits for any writeback of it.
         unsafe { bindings::truncate_inode_pages_final(&mut (*inode).i_data) };
         if inode::Inode::<T>::is_initialised_raw(inode) {
-            // SAFETY: Initialised (checked just above), and alive until
-            // `free_inode`, which comes after this call.
-            T::evict_inode(unsafe { inode::Inode::<T>::from_raw(inode) });
+            if T::HAS_EVICT_INODE {
+                // SAFETY: Initialised (checked just above), and alive until
+                // `free_inode`, which comes after this call.
+                T::evict_inode(unsafe { inode::Inode::<T>::from_raw(inode) });
+            }
         }
         // SAFETY: The inode is being evicted: buffers associated with it by
         // `mark_buffer_dirty_inode` must go before `clear_inode`, which
@@ -340,6 +396,30 @@ impl<T: FileSystem> Tables<T> {
             // SAFETY: Active and filled: `s_fs_info` is set.
             let s = unsafe { SuperBlock::<T>::from_raw(sb) };
             T::sync_fs(s, wait != 0)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by `freeze_super` with an active, filled super block of type
+    /// `T`, under `s_umount`.
+    unsafe extern "C" fn freeze_fs(sb: *mut bindings::super_block) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Active and filled: `s_fs_info` is set.
+            T::freeze_fs(unsafe { SuperBlock::<T>::from_raw(sb) })?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by `thaw_super` with an active, filled, frozen super block of
+    /// type `T`, under `s_umount`.
+    unsafe extern "C" fn unfreeze_fs(sb: *mut bindings::super_block) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Active and filled: `s_fs_info` is set.
+            T::unfreeze_fs(unsafe { SuperBlock::<T>::from_raw(sb) })?;
             Ok(0)
         })
     }

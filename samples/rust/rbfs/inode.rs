@@ -527,6 +527,9 @@ pub(crate) fn evict(inode: &Inode<Rbfs>) {
         return;
     }
     let ino = inode.ino() as u32;
+    // Freeing the blocks and the slot changes the filesystem: not while it
+    // is frozen (as ext2's `ext2_evict_inode`).
+    let _frozen_out = sb.start_intwrite();
     let r = (|| {
         // Fast symlinks keep their target in the map: nothing to free.
         let fast =

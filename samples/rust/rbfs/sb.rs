@@ -137,6 +137,7 @@ pub(crate) fn corrupt(
     euclean()
 }
 
+#[vtable]
 impl FileSystem for Rbfs {
     const NAME: &'static CStr = c_str!("rbfs");
     const MAGIC: u64 = format::MAGIC as u64;
@@ -327,6 +328,23 @@ impl FileSystem for Rbfs {
             return Ok(());
         }
         update_super(sb, None, wait)
+    }
+
+    fn freeze_fs(sb: &SuperBlock<Self>) -> Result {
+        // Everything was written back: the image is consistent and can be
+        // marked clean (what a snapshot of the frozen device sees), unless
+        // deleted inodes are still open, whose blocks are freed only at
+        // their last close (as ext2's `ext2_freeze`).
+        let state = if sb.has_unlinked_in_use() {
+            format::STATE_DIRTY
+        } else {
+            sb.data().sb.state
+        };
+        update_super(sb, Some(state), true)
+    }
+
+    fn unfreeze_fs(sb: &SuperBlock<Self>) -> Result {
+        update_super(sb, None, true)
     }
 
     fn put_super(sb: &SuperBlock<Self>) {
