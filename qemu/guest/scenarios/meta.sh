@@ -1,6 +1,7 @@
 # Namespace and metadata of the read-write filesystem, at 1 KiB and 4 KiB
 # blocks: create and write, directories, many entries, unlink (also of an
-# open file, and its eviction waiting for a thaw), hard and symbolic links, rename, truncate, attributes,
+# open file, and its eviction waiting for a thaw), holes (SEEK_DATA,
+# SEEK_HOLE, FIEMAP), hard and symbolic links, rename, truncate, attributes,
 # special files, running out of blocks and out of inodes.  Every test
 # starts from a fresh mkfs and mount, checks exact results (stat, ls, cat,
 # exit statuses and error messages, statfs counts), reads back after
@@ -21,7 +22,8 @@
 # shellcheck shell=sh
 TESTS="load
 create_1k create_4k dirs_1k dirs_4k many_1k many_4k unlink_1k unlink_4k
-freeze_1k freeze_4k link_1k link_4k symlink_1k symlink_4k rename_1k rename_4k rename2_1k rename2_4k
+freeze_1k freeze_4k sparse_map_1k sparse_map_4k
+link_1k link_4k symlink_1k symlink_4k rename_1k rename_4k rename2_1k rename2_4k
 truncate_1k truncate_4k attrs_1k attrs_4k special_1k special_4k
 enospc_1k enospc_4k inodes_1k inodes_4k
 unload"
@@ -470,6 +472,53 @@ check_freeze() {
 
 test_freeze_1k() { check_freeze 1024; }
 test_freeze_4k() { check_freeze 4096; }
+
+# --- holes: SEEK_DATA, SEEK_HOLE and FIEMAP -------------------------------
+
+# sparse_layout B G: the data segments of the file check_sparse_map writes
+# (blocks 0, 5 to 7 and 40, and one block at byte G), as rbfs-io map prints
+# them.
+sparse_layout() {
+	printf 'data %d %d\n' 0 "$1" $((5 * $1)) $((8 * $1)) $((40 * $1)) $((41 * $1)) "$2" $(($2 + $1))
+}
+
+# check_map FILE WANT WHEN: SEEK_DATA/SEEK_HOLE (with probes from inside
+# every segment and hole) and FIEMAP's extents both give the segments WANT.
+check_map() {
+	rbfs-io map "$1" "$BS" > /tmp/map.out || { cat /tmp/map.out; fail "rbfs-io map $1 ($3)"; }
+	expect_eq "SEEK_DATA/SEEK_HOLE segments $3" "$(grep '^data' /tmp/map.out)" "$2"
+	expect_eq "FIEMAP coverage $3" "$(sed -n 's/^covered/data/p' /tmp/map.out)" "$2"
+}
+
+# A file with data in direct blocks, in the single-indirect tree and at
+# 64 GiB (the triple- or quadruple-indirect tree), holes between: found by
+# both interfaces while the new blocks are pending (pointers not yet on
+# the disk), after writeback, after a remount, and after a truncate.  The
+# hole of about 64 GiB takes a few steps (a missing indirect block is one
+# hole), not one per block: the test would run for hours otherwise.
+check_sparse_map() {
+	fresh "$1"
+	f=$M/sparse
+	G=$((64 << 30))
+	rbfs-pattern write $f "$BS" --seed 3
+	rbfs-pattern write $f $((3 * BS)) --seed 3 --offset $((5 * BS))
+	rbfs-pattern write $f "$BS" --seed 3 --offset $((40 * BS))
+	rbfs-pattern write $f "$BS" --seed 3 --offset $G
+	want=$(sparse_layout "$BS" $G)
+	check_map $f "$want" "before writeback"
+	drop_caches
+	check_map $f "$want" "after writeback"
+	remount
+	check_map $f "$want" "after a remount"
+	rbfs-pattern verify $f "$BS" --seed 3 --offset $G
+	truncate -s $((41 * BS)) $f
+	check_map $f "$(sparse_layout "$BS" $G | head -n 3)" "after a truncate"
+	rm $f
+	finish
+}
+
+test_sparse_map_1k() { check_sparse_map 1024; }
+test_sparse_map_4k() { check_sparse_map 4096; }
 
 # --- hard links -----------------------------------------------------------
 

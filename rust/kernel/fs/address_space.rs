@@ -41,6 +41,16 @@ pub trait Operations {
         max: u64,
     ) -> Result<Option<(u64, u64)>>;
 
+    /// How many blocks from `index` on, from 1 up to `max`, are holes, when
+    /// [`Self::map_block`] found `index` to be one.  `SEEK_DATA`,
+    /// `SEEK_HOLE` and `FIEMAP` walk the map with it and `map_block`, so a
+    /// mapper that knows where a hole ends (a missing indirect block, say)
+    /// lets them cross a large hole in a few steps.  The default steps one
+    /// block at a time.
+    fn hole_len(_inode: &Inode<Self::FileSystem>, _index: u64, _max: u64) -> Result<u64> {
+        Ok(1)
+    }
+
     /// Maps block `index` for a write: returns its device block, allocating
     /// it if needed, and whether it was allocated now.  The kernel zeroes
     /// the parts of a new block the write does not cover, and forgets any
@@ -119,6 +129,76 @@ pub fn generic_sync_metadata<T: FileSystem>(inode: &Inode<T>, datasync: bool) ->
 pub fn sync_buffers<T: FileSystem>(inode: &Inode<T>) -> Result {
     // SAFETY: A valid inode; its mapping lives as long as it does.
     crate::error::to_result(unsafe { bindings::sync_mapping_buffers((*inode.as_raw()).i_mapping) })
+}
+
+/// The stretch of `inode`'s blocks that starts at `index`, at most `max`
+/// (at least 1) long: mapped to consecutive device blocks from `Some(b)`,
+/// or a hole (`None`).
+fn stretch_at<U: Operations>(
+    inode: &Inode<U::FileSystem>,
+    index: u64,
+    max: u64,
+) -> Result<(Option<u64>, u64)> {
+    Ok(match U::map_block(inode, index, max)? {
+        Some((b, n)) => (Some(b), n.clamp(1, max)),
+        None => (None, U::hole_len(inode, index, max)?.clamp(1, max)),
+    })
+}
+
+/// `SEEK_DATA` (`data`) or `SEEK_HOLE` from byte `pos` of `inode`, by its
+/// block map: the offset of the first byte at or after `pos` in a mapped
+/// block (or in a hole), as `lseek(2)` documents it.  The end of the file
+/// counts as a hole; `ENXIO` if `pos` is at or beyond the end, or there is
+/// no data after it.  Every block of data in the page cache is mapped
+/// (blocks are allocated when a write or a fault takes them, before the
+/// page is dirty), so the map alone answers.
+pub fn seek_data_hole<U: Operations>(
+    inode: &Inode<U::FileSystem>,
+    pos: u64,
+    data: bool,
+) -> Result<u64> {
+    let size = inode.size();
+    if pos >= size {
+        return Err(ENXIO);
+    }
+    let bits = inode.super_block().block_size().trailing_zeros();
+    let end = (size + (1u64 << bits) - 1) >> bits;
+    let mut index = pos >> bits;
+    while index < end {
+        let (mapped, n) = stretch_at::<U>(inode, index, end - index)?;
+        if mapped.is_some() == data {
+            return Ok((index << bits).max(pos));
+        }
+        index += n;
+    }
+    if data {
+        Err(ENXIO)
+    } else {
+        Ok(size)
+    }
+}
+
+/// Reports one extent to `FIEMAP`: file blocks `first..first + len` at
+/// device block `block`.  `Ok(true)` when the caller's array is full.
+///
+/// # Safety
+///
+/// `info` is the valid `fiemap_extent_info` of a `fiemap` call.
+unsafe fn fiemap_fill(
+    info: *mut bindings::fiemap_extent_info,
+    (first, block, len): (u64, u64, u64),
+    bits: u32,
+    flags: u32,
+) -> Result<bool> {
+    // SAFETY: `info` is valid (function safety requirement); the helper
+    // copies the extent to the user's array.
+    let r = unsafe {
+        bindings::fiemap_fill_next_extent(info, first << bits, block << bits, len << bits, flags)
+    };
+    if r < 0 {
+        return Err(crate::error::Error::from_errno(r));
+    }
+    Ok(r == 1)
 }
 
 /// Runs `f` with every writer of `inode`'s page cache shut out: `i_rwsem`
@@ -354,6 +434,99 @@ impl<U: Operations> Table<U> {
                 let e = crate::error::to_result(bindings::file_check_and_advance_wb_err(file));
                 r.and(e)?;
                 crate::error::to_result(bindings::blkdev_issue_flush((*(*inode).i_sb).s_bdev))?;
+            }
+            Ok(0)
+        })
+    }
+
+    /// `llseek` of regular files: `SEEK_DATA` and `SEEK_HOLE` by the block
+    /// map ([`seek_data_hole`]), the rest by `generic_file_llseek`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS with an open file of `U`'s filesystem.
+    pub(crate) unsafe extern "C" fn llseek(
+        file: *mut bindings::file,
+        offset: bindings::loff_t,
+        whence: core::ffi::c_int,
+    ) -> bindings::loff_t {
+        let data = match whence as u32 {
+            bindings::SEEK_DATA => true,
+            bindings::SEEK_HOLE => false,
+            // SAFETY: Per the safety requirements.
+            _ => return unsafe { bindings::generic_file_llseek(file, offset, whence) },
+        };
+        // SAFETY: Per the safety requirements: the open file pins its
+        // inode, whose mapping is `f_mapping`.
+        let inode = unsafe { (*(*file).f_mapping).host };
+        // SAFETY: As above; the inode is initialised (it was opened).
+        let i = unsafe { Inode::<U::FileSystem>::from_raw(inode) };
+        // A negative offset is beyond every end, as for the generic helper.
+        let r = u64::try_from(offset)
+            .map_err(|_| ENXIO)
+            .and_then(|pos| seek_data_hole::<U>(i, pos, data));
+        match r {
+            // SAFETY: Per the safety requirements; `vfs_setpos` takes the
+            // file's position lock itself if it needs one.
+            Ok(pos) => unsafe {
+                bindings::vfs_setpos(file, pos as bindings::loff_t, (*(*inode).i_sb).s_maxbytes)
+            },
+            Err(e) => e.to_errno().into(),
+        }
+    }
+
+    /// `fiemap` of regular files: the mapped extents of the range by the
+    /// block map (holes are not reported), runs that continue on the
+    /// device merged, the last one flagged `FIEMAP_EXTENT_LAST`.
+    /// `FIEMAP_FLAG_SYNC` writes the file back first.
+    ///
+    /// # Safety
+    ///
+    /// Called by `ioctl_fiemap` with an initialised inode of `U`'s
+    /// filesystem and a valid `fiemap_extent_info`.
+    pub(crate) unsafe extern "C" fn fiemap(
+        inode: *mut bindings::inode,
+        info: *mut bindings::fiemap_extent_info,
+        start: u64,
+        len: u64,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            let mut len = len;
+            // SAFETY: Per the safety requirements; `fiemap_prep` checks the
+            // flags, clamps `len` and syncs the file if asked to.
+            crate::error::to_result(unsafe {
+                bindings::fiemap_prep(inode, info, start, &mut len, bindings::FIEMAP_FLAG_SYNC)
+            })?;
+            // SAFETY: Per the safety requirements.
+            let i = unsafe { Inode::<U::FileSystem>::from_raw(inode) };
+            let bits = i.super_block().block_size().trailing_zeros();
+            let end = start.saturating_add(len).min(i.size());
+            if start >= end {
+                return Ok(0);
+            }
+            let last = (end + (1u64 << bits) - 1) >> bits;
+            let mut index = start >> bits;
+            let mut prev: Option<(u64, u64, u64)> = None;
+            while index < last {
+                let (mapped, n) = stretch_at::<U>(i, index, last - index)?;
+                if let Some(b) = mapped {
+                    match &mut prev {
+                        Some((f, pb, pn)) if *f + *pn == index && *pb + *pn == b => *pn += n,
+                        _ => {
+                            if let Some(e) = prev.replace((index, b, n)) {
+                                // SAFETY: `info` is valid (see above).
+                                if unsafe { fiemap_fill(info, e, bits, 0) }? {
+                                    return Ok(0);
+                                }
+                            }
+                        }
+                    }
+                }
+                index += n;
+            }
+            if let Some(e) = prev {
+                // SAFETY: `info` is valid (see above).
+                unsafe { fiemap_fill(info, e, bits, bindings::FIEMAP_EXTENT_LAST) }?;
             }
             Ok(0)
         })

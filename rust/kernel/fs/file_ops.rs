@@ -111,7 +111,8 @@ impl<T: FileSystem> Ops<T> {
     }
 
     /// Regular files read and written through the page cache with the
-    /// generic helpers (shared writable `mmap` included; `fsync` writes and
+    /// generic helpers (`SEEK_DATA`/`SEEK_HOLE` by `U`'s block map, shared
+    /// writable `mmap` included; `fsync` writes and
     /// waits for the data, then runs `U`'s metadata step
     /// ([`super::address_space::Operations::sync_metadata`]), then flushes
     /// the device cache).
@@ -120,6 +121,7 @@ impl<T: FileSystem> Ops<T> {
     /// first written (`page_mkwrite`), through `U`'s block mapper.
     pub const fn read_write_regular<U: super::address_space::Operations<FileSystem = T>>() -> Self {
         let mut ops = Self::read_only_regular().0;
+        ops.llseek = Some(super::address_space::Table::<U>::llseek);
         ops.write_iter = Some(bindings::generic_file_write_iter);
         ops.mmap = Some(super::address_space::Table::<U>::mmap);
         ops.fsync = Some(super::address_space::Table::<U>::fsync);

@@ -755,6 +755,15 @@ impl<T: FileSystem> Ops<T> {
         }
         Self(ops, PhantomData)
     }
+
+    /// The same table with `FIEMAP` answered from `M`'s block map (for
+    /// regular files whose page cache `M` maps).
+    pub const fn with_fiemap<M: super::address_space::Operations<FileSystem = T>>(
+        mut self,
+    ) -> Self {
+        self.0.fiemap = Some(super::address_space::Table::<M>::fiemap);
+        self
+    }
 }
 
 struct OpsTable<U: Operations>(PhantomData<U>);

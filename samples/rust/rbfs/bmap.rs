@@ -16,7 +16,7 @@
 use crate::alloc;
 use crate::format::{self, BlockPath, IndirectBlock, N_DIRECT};
 use crate::inode::{MapGuard, MapState};
-use crate::ordered::{add_pending, pending_at, PendingNode};
+use crate::ordered::{add_pending, pending_at, pending_from, PendingNode};
 use crate::sb::{corrupt, Rbfs};
 use kernel::fs::buffer::Buffer;
 use kernel::fs::{inode::Inode, SECTOR_SIZE};
@@ -206,6 +206,58 @@ pub(crate) fn map_run(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<Optio
         (path.idx[path.depth - 1] as usize..ind.len()).map(|k| ind.get(k)),
         max,
     )
+}
+
+/// How many blocks from `index` on, from 1 up to `max`, are holes, when
+/// [`map_run`] found `index` to be one: neither pending nor in the map.  A
+/// missing indirect block is a hole as large as the tree it would hold, so
+/// a sparse file's large holes are crossed in one step each.
+pub(crate) fn hole_len(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<u64> {
+    let log = inode.super_block().data().block_log();
+    let mut st = inode.data().lock_map();
+    let mut limit = max.max(1);
+    if let Some(r) = pending_from(&mut st.pending, index) {
+        limit = limit.min(r.index.saturating_sub(index).max(1));
+    }
+    let Some(path) = format::block_path(log, index) else {
+        return Ok(limit);
+    };
+    let zeros = |ptrs: &mut dyn Iterator<Item = u32>| ptrs.take_while(|&p| p == 0).count() as u64;
+    if path.depth == 0 {
+        let n = zeros(&mut st.ptrs[path.slot..N_DIRECT].iter().copied());
+        return Ok(n.clamp(1, limit));
+    }
+    // The blocks left, from `index` on, in the tree under the pointer at
+    // `level` of the path (0: the inode's root pointer, k + 1: pointer
+    // `idx[k]` in the indirect block at level k).
+    let p = u64::from(format::ptrs_per_indirect(log));
+    let left = |level: usize| {
+        let mut span = 1u64;
+        let mut off = 0u64;
+        for k in (level..path.depth).rev() {
+            off = off.saturating_add(u64::from(path.idx[k]).saturating_mul(span));
+            span = span.saturating_mul(p);
+        }
+        span.saturating_sub(off).clamp(1, limit)
+    };
+    let mut ptr = st.ptrs[path.slot];
+    if ptr == 0 {
+        return Ok(left(0));
+    }
+    for k in 0..path.depth - 1 {
+        let buf = read_indirect(inode, ptr)?;
+        let child = get_ptr(inode, &buf, ptr, path.idx[k])?;
+        if child == 0 {
+            return Ok(left(k + 1));
+        }
+        ptr = child;
+    }
+    let buf = read_indirect(inode, ptr)?;
+    let mut data = buf.lock();
+    let ind = indirect(inode, ptr, &mut data)?;
+    let from = path.idx[path.depth - 1] as usize;
+    let n = zeros(&mut (from..ind.len()).map(|k| ind.get(k)));
+    Ok(n.clamp(1, limit))
 }
 
 /// The run at the start of `ptrs`, at most `max` (at least 1) long: `None`

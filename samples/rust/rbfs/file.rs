@@ -4,7 +4,7 @@
 //! `setattr` and `fsync` to the block mapper (`bmap`), ordered data
 //! (`ordered`), truncation (`truncate`) and the writeback path (`write`).
 
-use crate::bmap::{map_alloc, map_run};
+use crate::bmap::{hole_len, map_alloc, map_run};
 use crate::ordered::{commit, Commit};
 use crate::sb::Rbfs;
 use crate::truncate::truncate_blocks;
@@ -23,7 +23,7 @@ pub(crate) static REG_FOPS: kernel::fs::file_ops::Ops<Rbfs> =
     kernel::fs::file_ops::Ops::read_write_regular::<Mapper>();
 
 /// Inode operations of regular files.
-pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>();
+pub(crate) static REG_IOPS: inode::Ops<Rbfs> = inode::Ops::new::<RegOps>().with_fiemap::<Mapper>();
 
 pub(crate) struct RegOps;
 
@@ -78,6 +78,10 @@ impl address_space::Operations for Mapper {
 
     fn map_block(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<Option<(u64, u64)>> {
         map_run(inode, index, max).map(|r| r.map(|(b, n)| (u64::from(b), n)))
+    }
+
+    fn hole_len(inode: &Inode<Rbfs>, index: u64, max: u64) -> Result<u64> {
+        hole_len(inode, index, max)
     }
 
     fn map_block_for_write(inode: &Inode<Rbfs>, index: u64) -> Result<(u64, bool)> {

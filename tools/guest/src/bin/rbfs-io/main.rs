@@ -7,6 +7,7 @@
 //! rbfs-io fill  DIR [--file-size BYTES]
 //! rbfs-io fill-verify DIR
 //! rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]
+//! rbfs-io map FILE ALIGN
 //! ```
 //!
 //! All of them write the byte stream of `rbfs-pattern` (a function of seed
@@ -39,11 +40,19 @@
 //! `rbfs-io: rename: OLD -> NEW: <strerror> (errno N)` to stderr, e.g.
 //! "File exists" or "Invalid argument", for shell tests to grep.
 //!
+//! `map` prints the file's data segments as `lseek(2)`'s `SEEK_DATA` and
+//! `SEEK_HOLE` find them (`data START END`), then the number of `FIEMAP`
+//! extents and their coverage (`covered START END`, adjacent extents
+//! merged), after checking the extents' order, alignment to ALIGN bytes,
+//! flags (`FIEMAP_EXTENT_LAST` on the last alone) and that none overlap on
+//! the device (exit 1 otherwise).
+//!
 //! Each prints one line saying what was done. Exit status: 0 success (for
 //! `fill`: ended on ENOSPC), 1 data mismatch, 2 usage or I/O error.
 
 mod aio;
 mod fill;
+mod map;
 mod mmap;
 mod rename;
 mod uring;
@@ -60,7 +69,8 @@ const USAGE: &str = "usage: rbfs-io aio|uring FILE SIZE [--bs B] [--qd Q] [--see
        rbfs-io mmap FILE SIZE [--seed S] [--offset O] [--create]
        rbfs-io fill DIR [--file-size BYTES]
        rbfs-io fill-verify DIR
-       rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]";
+       rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]
+       rbfs-io map FILE ALIGN";
 
 /// Why a subcommand failed; decides the exit status.
 pub enum Fail {
@@ -263,6 +273,9 @@ fn parse_args(args: &[String]) -> Res<(String, WriteArgs, u64)> {
 fn run(args: &[String]) -> Res<String> {
     if args.first().is_some_and(|m| m == "rename") {
         return rename::run(&args[1..]);
+    }
+    if args.first().is_some_and(|m| m == "map") {
+        return map::run(&args[1..]);
     }
     let (mode, w, file_size) = parse_args(args)?;
     match mode.as_str() {
