@@ -162,7 +162,7 @@ pub fn seek_data_hole<U: Operations>(
         return Err(ENXIO);
     }
     let bits = inode.super_block().block_size().trailing_zeros();
-    let end = (size + (1u64 << bits) - 1) >> bits;
+    let end = size.div_ceil(1u64 << bits);
     let mut index = pos >> bits;
     while index < end {
         let (mapped, n) = stretch_at::<U>(inode, index, end - index)?;
@@ -504,7 +504,7 @@ impl<U: Operations> Table<U> {
             if start >= end {
                 return Ok(0);
             }
-            let last = (end + (1u64 << bits) - 1) >> bits;
+            let last = end.div_ceil(1u64 << bits);
             let mut index = start >> bits;
             let mut prev: Option<(u64, u64, u64)> = None;
             while index < last {
