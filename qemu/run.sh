@@ -129,13 +129,16 @@ append+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60 slab_nomerge"
 append+=" rbfs_guest=$scenario rbfs_disk_vda=$test_mb rbfs_disk_vdb=$scratch_mb"
 [ -z "$mutant" ] || append+=" rbfs_mutant=$mutant"
 [ -z "$only" ] || append+=" rbfs_only=$only"
+# The test and scratch disks pass discards on to their image files
+# (discard=unmap: holes punched), so discarded blocks read back as zeroes
+# and FITRIM can be checked.
 # RBFS_APPEND: more kernel parameters (e.g. rbfs_stress_time=600 for a soak).
 [ -z "${RBFS_APPEND:-}" ] || append+=" $RBFS_APPEND"
 qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem"
 	-display none -no-reboot -monitor none
 	-kernel "$kernel" -initrd "$initrd_run" -append "$append"
-	-drive "file=$run/test.img,if=virtio,format=raw,cache=$cache$test_drive_opts"
-	-drive "file=$run/scratch.img,if=virtio,format=raw,cache=$cache")
+	-drive "file=$run/test.img,if=virtio,format=raw,cache=$cache,discard=unmap$test_drive_opts"
+	-drive "file=$run/scratch.img,if=virtio,format=raw,cache=$cache,discard=unmap")
 for d in "${extra_disks[@]}"; do
 	img=${d%%,*}
 	[ -f "$img" ] || { echo "run.sh: no such disk image: $img" >&2; exit 2; }

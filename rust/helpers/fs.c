@@ -3,6 +3,7 @@
 #include <linux/blkdev.h>
 #include <linux/buffer_head.h>
 #include <linux/bio.h>
+#include <linux/fileattr.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
@@ -251,4 +252,24 @@ void rust_helper_inode_lock(struct inode *inode)
 void rust_helper_inode_unlock(struct inode *inode)
 {
 	inode_unlock(inode);
+}
+
+bool rust_helper_fileattr_has_fsx(const struct fileattr *fa)
+{
+	return fileattr_has_fsx(fa);
+}
+
+ssize_t rust_helper_generic_write_sync(struct kiocb *iocb, ssize_t count)
+{
+	return generic_write_sync(iocb, count);
+}
+
+unsigned int rust_helper_bdev_max_discard_sectors(struct block_device *bdev)
+{
+	return bdev_max_discard_sectors(bdev);
+}
+
+unsigned int rust_helper_bdev_discard_granularity(struct block_device *bdev)
+{
+	return bdev_discard_granularity(bdev);
 }

@@ -184,6 +184,16 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn unfreeze_fs(_sb: &sb::SuperBlock<Self>) -> Result {
         Ok(())
     }
+
+    /// Discards the free blocks in `range` (`FITRIM`, `fstrim(8)`) with
+    /// [`sb::SuperBlock::discard`] and returns how many blocks it
+    /// discarded.  A `range.start` beyond the filesystem is `EINVAL`; an
+    /// end beyond it is clamped.  The ioctl has checked `CAP_SYS_ADMIN`
+    /// and that the device can discard.  Without it, `FITRIM` gets
+    /// `ENOTTY`, as on a filesystem that has no such ioctl.
+    fn trim(_sb: &sb::SuperBlock<Self>, _range: &sb::TrimRange) -> Result<u64> {
+        Err(ENOTTY)
+    }
 }
 
 /// A registered filesystem type: a `struct file_system_type` in static storage.

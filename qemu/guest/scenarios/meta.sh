@@ -22,7 +22,7 @@
 # shellcheck shell=sh
 TESTS="load
 create_1k create_4k dirs_1k dirs_4k many_1k many_4k unlink_1k unlink_4k
-freeze_1k freeze_4k sparse_map_1k sparse_map_4k
+freeze_1k freeze_4k sparse_map_1k sparse_map_4k flags_1k flags_4k trim_1k trim_4k
 link_1k link_4k symlink_1k symlink_4k rename_1k rename_4k rename2_1k rename2_4k
 truncate_1k truncate_4k attrs_1k attrs_4k special_1k special_4k
 enospc_1k enospc_4k inodes_1k inodes_4k
@@ -524,6 +524,161 @@ check_sparse_map() {
 
 test_sparse_map_1k() { check_sparse_map 1024; }
 test_sparse_map_4k() { check_sparse_map 4096; }
+
+# --- inode flags (chattr) -------------------------------------------------
+
+# attr_is FILE WANT: rbfs-io attr's flags and statx attributes of FILE.
+attr_is() {
+	expect_eq "attribute flags of $1" "$(rbfs-io attr "$1" | sed 's/^attr: [^ ]* //')" "$2"
+}
+
+# FS_IOC_GETFLAGS/SETFLAGS and statx attributes (rbfs-io attr, as chattr
+# and lsattr would): immutable and append-only files and directories
+# refuse what the VFS refuses for them, a write through a descriptor opened
+# before the file became immutable is refused too (EPERM, as ext4), no
+# dump and no atime are inherited by new entries (append-only and
+# immutable are not), noatime keeps the access time, flags rbfs does not
+# keep are refused (EOPNOTSUPP), and all of it survives a remount.  The
+# first flag turns on the inode-flags feature of the image (once).
+check_flags() {
+	fresh "$1"
+	echo data > $M/f
+	echo more > $M/g
+	mkdir $M/d
+	attr_is $M/f "flags=- statx=- mask=iad"
+	must_fail "Operation not supported" rbfs-io attr $M/f +S
+	attr_is $M/f "flags=- statx=- mask=iad"
+	exec 3>> $M/g
+	feature_msg="$(basename "$TEST_DISK"): read-only-compatible feature 0x1 enabled"
+	seen=$(dmesg | grep -c "$feature_msg" || true)
+	rbfs-io attr $M/f +i > /dev/null
+	rbfs-io attr $M/g +i > /dev/null
+	if on_rbfs; then
+		expect_eq "feature messages" "$(dmesg | grep -c "$feature_msg")" $((seen + 1))
+	fi
+	attr_is $M/f "flags=i statx=i mask=iad"
+	must_fail "Operation not permitted" sh -c "echo x >> $M/f"
+	must_fail "Operation not permitted" sh -c "echo x >&3"
+	must_fail "Operation not permitted" rm -f $M/f
+	must_fail "Operation not permitted" mv -f $M/f $M/f2
+	must_fail "Operation not permitted" ln $M/f $M/f3
+	must_fail "Operation not permitted" chmod 600 $M/f
+	must_fail "Operation not permitted" truncate -s 0 $M/f
+	exec 3>&-
+	expect_eq "immutable file" "$(cat $M/f $M/g)" "data
+more"
+	# Append only: appends, nothing else.
+	rbfs-io attr $M/f -i +a > /dev/null
+	attr_is $M/f "flags=a statx=a mask=iad"
+	echo again >> $M/f
+	must_fail "Operation not permitted" sh -c "echo x > $M/f"
+	must_fail "Operation not permitted" rm -f $M/f
+	must_fail "Operation not permitted" truncate -s 1 $M/f
+	# Directories: no new entries in an immutable one, no removals from an
+	# append-only one.
+	touch $M/d/old
+	rbfs-io attr $M/d +i > /dev/null
+	must_fail "Operation not permitted" touch $M/d/new
+	must_fail "Operation not permitted" rm -f $M/d/old
+	rbfs-io attr $M/d -i +a > /dev/null
+	touch $M/d/new
+	must_fail "Operation not permitted" rm -f $M/d/new
+	# Inheritance: d and A, not a or i.
+	rbfs-io attr $M/d +dA > /dev/null
+	touch $M/d/child
+	mkdir $M/d/sub
+	attr_is $M/d "flags=adA statx=ad mask=iad"
+	attr_is $M/d/child "flags=dA statx=d mask=iad"
+	attr_is $M/d/sub "flags=dA statx=d mask=iad"
+	# No atime: an access time older than the modification time stays (a
+	# file without the flag gets a new one on read, relatime).
+	echo n > $M/n
+	echo o > $M/o
+	touch -a -d '2001-01-01 00:00:00' $M/n $M/o
+	rbfs-io attr $M/n +A > /dev/null
+	cat $M/n $M/o > /dev/null
+	expect_eq "atime of the noatime file after a read" "$(stat -c %X $M/n)" 978307200
+	[ "$(stat -c %X $M/o)" != 978307200 ] || fail "atime of a file without noatime did not change on read"
+	verify_flags
+	drop_caches
+	verify_flags
+	remount
+	verify_flags
+	rbfs-io attr $M/f -a > /dev/null
+	rbfs-io attr $M/g -i > /dev/null
+	rbfs-io attr $M/d -a > /dev/null
+	rm -r $M/f $M/g $M/d
+	attr_is $M/n "flags=A statx=- mask=iad"
+	finish
+}
+
+verify_flags() {
+	attr_is $M/f "flags=a statx=a mask=iad"
+	attr_is $M/g "flags=i statx=i mask=iad"
+	attr_is $M/d "flags=adA statx=ad mask=iad"
+	attr_is $M/d/sub "flags=dA statx=d mask=iad"
+	expect_eq "contents of the append-only file" "$(cat $M/f)" "data
+again"
+	expect_eq "entries of the append-only directory" "$(ls $M/d | tr '\n' ' ')" "child new old sub "
+}
+
+test_flags_1k() { check_flags 1024; }
+test_flags_4k() { check_flags 4096; }
+
+# --- FITRIM (fstrim) -----------------------------------------------------
+
+# nonzero_bytes START END: non-zero bytes of the test disk in [START, END),
+# both multiples of the block size.
+nonzero_bytes() {
+	dd if="$TEST_DISK" bs="$BS" skip=$(($1 / BS)) count=$((($2 - $1) / BS)) 2> /dev/null |
+		tr -d '\000' | wc -c
+}
+
+# fstrim discards exactly the free blocks (the guest's disks discard at
+# 512 bytes or finer, so every free run counts), the blocks of a deleted
+# file read as zeroes on the device afterwards (the disks punch holes in
+# their image files; QEMU drops the part of a discard outside its 64 KiB
+# alignment, so the whole 64 KiB pieces of the file's extents are what is
+# checked), the data of the files still there is intact, and a range that
+# starts past the end is refused.
+check_trim() {
+	fresh "$1"
+	gran=$(cat /sys/block/$(basename "$TEST_DISK")/queue/discard_granularity)
+	[ "$gran" -gt 0 ] && [ "$gran" -le "$BS" ] || fail "discard granularity $gran of $TEST_DISK (want 1 to $BS)"
+	rbfs-pattern write $M/gone 2M --seed 4
+	rbfs-pattern write $M/kept 1M --seed 5
+	sync
+	rbfs-io map $M/gone "$BS" | grep '^physical' > /tmp/gone.map
+	[ -s /tmp/gone.map ] || fail "no blocks mapped for $M/gone"
+	while read -r _ s e; do
+		[ "$(nonzero_bytes "$s" "$e")" -gt 0 ] || fail "deleted file's blocks $s to $e were zero before the trim"
+	done < /tmp/gone.map
+	rm $M/gone
+	sync
+	free=$(stat -f -c %f $M)
+	expect_eq "fstrim -v" "$(fstrim -v $M)" "$M: $((free * BS)) bytes trimmed"
+	# Read the device, not what its page cache kept from before.
+	echo 3 > /proc/sys/vm/drop_caches
+	checked=0
+	while read -r _ s e; do
+		c0=$(((s + 65535) / 65536 * 65536))
+		c1=$((e / 65536 * 65536))
+		[ "$c1" -gt "$c0" ] || continue
+		expect_eq "non-zero bytes in the deleted file's blocks $c0 to $c1 after the trim" "$(nonzero_bytes "$c0" "$c1")" 0
+		checked=$((checked + c1 - c0))
+	done < /tmp/gone.map
+	[ "$checked" -ge $((1 << 20)) ] || fail "only $checked bytes of the deleted file checked"
+	must_fail "Invalid argument" fstrim -o $((1 << 40)) $M
+	expect_eq "fstrim of the first 64 KiB (metadata only)" "$(fstrim -v -l 65536 $M)" "$M: 0 bytes trimmed"
+	drop_caches
+	rbfs-pattern verify $M/kept 1M --seed 5
+	remount
+	rbfs-pattern verify $M/kept 1M --seed 5
+	finish
+}
+
+test_trim_1k() { check_trim 1024; }
+test_trim_4k() { check_trim 4096; }
 
 # --- hard links -----------------------------------------------------------
 

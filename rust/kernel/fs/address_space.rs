@@ -644,6 +644,11 @@ impl<U: Operations> Table<U> {
             let inode = (*file).f_inode;
             let sb = (*inode).i_sb;
             let mapping = (*inode).i_mapping;
+            // A mapping made before the file became immutable: no more
+            // writes through it (ext4's answer).
+            if super::inode::raw_is_immutable(inode) {
+                return bindings::vm_fault_reason_VM_FAULT_SIGBUS as bindings::vm_fault_t;
+            }
             bindings::sb_start_pagefault(sb);
             bindings::file_update_time(file);
             bindings::filemap_invalidate_lock_shared(mapping);

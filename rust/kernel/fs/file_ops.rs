@@ -94,6 +94,13 @@ impl<T: FileSystem> Ops<T> {
         ops.read = Some(bindings::generic_read_dir);
         ops.iterate_shared = Some(DirTable::<U>::iterate_shared);
         ops.fsync = Some(bindings::generic_file_fsync);
+        if T::HAS_TRIM {
+            ops.unlocked_ioctl = Some(super::sb::ioctl::<T>);
+            #[cfg(CONFIG_COMPAT)]
+            {
+                ops.compat_ioctl = Some(bindings::compat_ptr_ioctl);
+            }
+        }
         Self(ops, PhantomData)
     }
 
@@ -122,11 +129,54 @@ impl<T: FileSystem> Ops<T> {
     pub const fn read_write_regular<U: super::address_space::Operations<FileSystem = T>>() -> Self {
         let mut ops = Self::read_only_regular().0;
         ops.llseek = Some(super::address_space::Table::<U>::llseek);
-        ops.write_iter = Some(bindings::generic_file_write_iter);
+        ops.write_iter = Some(write_iter);
         ops.mmap = Some(super::address_space::Table::<U>::mmap);
         ops.fsync = Some(super::address_space::Table::<U>::fsync);
         ops.splice_write = Some(bindings::iter_file_splice_write);
+        if T::HAS_TRIM {
+            ops.unlocked_ioctl = Some(super::sb::ioctl::<T>);
+            #[cfg(CONFIG_COMPAT)]
+            {
+                ops.compat_ioctl = Some(bindings::compat_ptr_ioctl);
+            }
+        }
         Self(ops, PhantomData)
+    }
+}
+
+/// `write_iter` of regular files: `generic_file_write_iter`, refusing
+/// (`EPERM`) a write to an immutable file through a descriptor opened
+/// before it became immutable, as ext4 does (opening for writing is refused
+/// by the VFS already).
+///
+/// # Safety
+///
+/// Called by the VFS with a valid `kiocb` of an open regular file and a
+/// valid source iterator.
+unsafe extern "C" fn write_iter(
+    iocb: *mut bindings::kiocb,
+    from: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: Per the safety requirements the open file pins its inode.
+    // This is `generic_file_write_iter` with the check added under
+    // `i_rwsem`, which `set_flags` holds too: a write either completes
+    // before the file becomes immutable or is refused.
+    unsafe {
+        let inode = (*(*(*iocb).ki_filp).f_mapping).host;
+        bindings::inode_lock(inode);
+        let mut ret = if super::inode::raw_is_immutable(inode) {
+            -(bindings::EPERM as isize)
+        } else {
+            bindings::generic_write_checks(iocb, from)
+        };
+        if ret > 0 {
+            ret = bindings::__generic_file_write_iter(iocb, from);
+        }
+        bindings::inode_unlock(inode);
+        if ret > 0 {
+            ret = bindings::generic_write_sync(iocb, ret);
+        }
+        ret
     }
 }
 

@@ -23,6 +23,79 @@ use crate::init::PinInit;
 use crate::types::{ARef, AlwaysRefCounted, Opaque};
 use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 
+/// Inode attribute flags, as `FS_IOC_GETFLAGS`/`FS_IOC_SETFLAGS` and
+/// `chattr(1)` name them (`FS_*_FL`).  The VFS enforces the first three
+/// itself, through the inode's `i_flags` ([`Operations::set_flags`]).
+pub mod flags {
+    use crate::bindings;
+
+    /// Append only (`chattr +a`): opened for writing only with `O_APPEND`;
+    /// no truncation, unlink, rename, link or attribute change.
+    pub const APPEND: u32 = bindings::FS_APPEND_FL;
+    /// Immutable (`chattr +i`): no write, truncation, unlink, rename,
+    /// link or attribute change; a directory gets no new or removed
+    /// entries.
+    pub const IMMUTABLE: u32 = bindings::FS_IMMUTABLE_FL;
+    /// No access-time updates (`chattr +A`).
+    pub const NOATIME: u32 = bindings::FS_NOATIME_FL;
+    /// Not to be backed up by `dump(8)` (`chattr +d`); the kernel does not
+    /// act on it.
+    pub const NODUMP: u32 = bindings::FS_NODUMP_FL;
+
+    /// The `i_flags` (`S_*`) the VFS enforces for `fl`, and the mask of all
+    /// those it could set.
+    pub(crate) fn vfs(fl: u32) -> (u32, u32) {
+        let mut s = 0;
+        if fl & APPEND != 0 {
+            s |= bindings::S_APPEND;
+        }
+        if fl & IMMUTABLE != 0 {
+            s |= bindings::S_IMMUTABLE;
+        }
+        if fl & NOATIME != 0 {
+            s |= bindings::S_NOATIME;
+        }
+        (
+            s,
+            bindings::S_APPEND | bindings::S_IMMUTABLE | bindings::S_NOATIME,
+        )
+    }
+
+    /// The `statx` attributes (`STATX_ATTR_*`) for `fl`, and the mask of
+    /// those a filesystem with these flags reports.
+    pub(crate) fn statx(fl: u32) -> (u64, u64) {
+        let mut a = 0;
+        if fl & APPEND != 0 {
+            a |= bindings::STATX_ATTR_APPEND;
+        }
+        if fl & IMMUTABLE != 0 {
+            a |= bindings::STATX_ATTR_IMMUTABLE;
+        }
+        if fl & NODUMP != 0 {
+            a |= bindings::STATX_ATTR_NODUMP;
+        }
+        (
+            a as u64,
+            (bindings::STATX_ATTR_APPEND
+                | bindings::STATX_ATTR_IMMUTABLE
+                | bindings::STATX_ATTR_NODUMP) as u64,
+        )
+    }
+}
+
+/// Whether `inode` is immutable (`IS_IMMUTABLE`, see [`flags`]).
+///
+/// # Safety
+///
+/// `inode` is a valid inode.
+pub(crate) unsafe fn raw_is_immutable(inode: *const bindings::inode) -> bool {
+    // SAFETY: Valid per the safety requirements.  `i_flags` changes by
+    // `cmpxchg` (`inode_set_flags`): a racy read sees the old or the new
+    // value, as `IS_IMMUTABLE`'s does.
+    let fl = unsafe { core::ptr::read_volatile(&raw const (*inode).i_flags) };
+    fl & bindings::S_IMMUTABLE != 0
+}
+
 /// An initialised inode of filesystem `T`.
 ///
 /// # Invariants
@@ -424,6 +497,9 @@ pub struct Params<T: FileSystem> {
     pub mtime: (i64, u32),
     /// See `atime`.
     pub ctime: (i64, u32),
+    /// Attribute flags ([`flags`]); those the VFS enforces are set in
+    /// `i_flags`.
+    pub flags: u32,
 }
 
 impl<T: FileSystem> New<T> {
@@ -490,6 +566,8 @@ impl<T: FileSystem> New<T> {
             i.i_mtime_nsec = params.mtime.1;
             i.i_ctime_sec = params.ctime.0;
             i.i_ctime_nsec = params.ctime.1;
+            let (set, mask) = flags::vfs(params.flags);
+            bindings::inode_set_flags(inode, set, mask);
             match params.kind {
                 Kind::Dir(iops, fops) => {
                     i.i_op = &iops.0;
@@ -676,6 +754,23 @@ pub trait Operations {
     fn setattr(_inode: &Exclusive<Self::FileSystem>, _attr: &Attr) -> Result {
         Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))
     }
+
+    /// The inode's attribute flags ([`flags`]), for `FS_IOC_GETFLAGS`,
+    /// `FS_IOC_FSGETXATTR` and `statx`'s attributes.
+    fn get_flags(_inode: &Inode<Self::FileSystem>) -> Result<u32> {
+        Err(ENOTTY)
+    }
+
+    /// Stores `fl` as the inode's attribute flags (`FS_IOC_SETFLAGS`,
+    /// `FS_IOC_FSSETXATTR`), or fails without a change (`EOPNOTSUPP` for
+    /// flags the filesystem does not keep).  The VFS has checked that the
+    /// caller owns the inode, and `CAP_LINUX_IMMUTABLE` if
+    /// [`flags::APPEND`] or [`flags::IMMUTABLE`] change; on success the
+    /// table sets `i_flags` to match, updates the change time and marks
+    /// the inode dirty.
+    fn set_flags(_inode: &Exclusive<Self::FileSystem>, _fl: u32) -> Result {
+        Err(ENOTTY)
+    }
 }
 
 /// An attribute change request (`struct iattr`) with the idmap of the
@@ -753,6 +848,13 @@ impl<T: FileSystem> Ops<T> {
         if U::HAS_RENAME {
             ops.rename = Some(OpsTable::<U>::rename);
         }
+        if U::HAS_GET_FLAGS {
+            ops.fileattr_get = Some(OpsTable::<U>::fileattr_get);
+            ops.getattr = Some(OpsTable::<U>::getattr);
+        }
+        if U::HAS_SET_FLAGS {
+            ops.fileattr_set = Some(OpsTable::<U>::fileattr_set);
+        }
         Self(ops, PhantomData)
     }
 
@@ -769,6 +871,90 @@ impl<T: FileSystem> Ops<T> {
 struct OpsTable<U: Operations>(PhantomData<U>);
 
 impl<U: Operations> OpsTable<U> {
+    /// # Safety
+    ///
+    /// Called by `vfs_fileattr_get` with a positive dentry of `U`'s
+    /// filesystem and a valid `fileattr` to fill.
+    unsafe extern "C" fn fileattr_get(
+        dentry: *mut bindings::dentry,
+        fa: *mut bindings::fileattr,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: A positive dentry pins its initialised inode.
+            let inode = unsafe { Inode::<U::FileSystem>::from_raw((*dentry).d_inode) };
+            let fl = U::get_flags(inode)?;
+            // SAFETY: `fa` is valid and ours for the call.
+            unsafe { bindings::fileattr_fill_flags(fa, fl) };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by `vfs_fileattr_set`, which holds the inode's `i_rwsem` and
+    /// has checked the request (`fileattr_set_prepare`), with a positive
+    /// dentry of `U`'s filesystem and a valid `fileattr`.
+    unsafe extern "C" fn fileattr_set(
+        _idmap: *mut bindings::mnt_idmap,
+        dentry: *mut bindings::dentry,
+        fa: *mut bindings::fileattr,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: `fa` is valid for the call.  Extended attributes
+            // (XFS's extent size hints, project ids, flags without an
+            // `FS_*_FL` twin) have no place in `flags`: refused, as ext2
+            // does.
+            let (fl, fsx) = unsafe { ((*fa).flags, bindings::fileattr_has_fsx(fa)) };
+            if fsx {
+                return Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)));
+            }
+            // SAFETY: A positive dentry pins its inode, whose `i_rwsem`
+            // the caller holds (per the safety requirements).
+            let inode = unsafe {
+                Exclusive::from_inode(Inode::<U::FileSystem>::from_raw((*dentry).d_inode))
+            };
+            U::set_flags(inode, fl)?;
+            let (set, mask) = flags::vfs(fl);
+            // SAFETY: A valid inode; `inode_set_flags` updates `i_flags`
+            // atomically (its other bits are left alone).
+            unsafe { bindings::inode_set_flags(inode.as_raw(), set, mask) };
+            inode.touch_ctime();
+            Ok(0)
+        })
+    }
+
+    /// `getattr`: the generic attributes plus `statx`'s attribute flags
+    /// from [`Operations::get_flags`].
+    ///
+    /// # Safety
+    ///
+    /// Called by `vfs_getattr_nosec` with a path whose dentry is positive
+    /// and of `U`'s filesystem, and a valid `kstat` to fill.
+    unsafe extern "C" fn getattr(
+        idmap: *mut bindings::mnt_idmap,
+        path: *const bindings::path,
+        stat: *mut bindings::kstat,
+        request_mask: u32,
+        _query_flags: core::ffi::c_uint,
+    ) -> core::ffi::c_int {
+        from_result(|| {
+            // SAFETY: Per the safety requirements the dentry pins its
+            // initialised inode.
+            let raw = unsafe { (*(*path).dentry).d_inode };
+            // SAFETY: As above; `stat` is ours to fill.
+            unsafe { bindings::generic_fillattr(idmap, request_mask, raw, stat) };
+            // SAFETY: As above.
+            let fl = U::get_flags(unsafe { Inode::<U::FileSystem>::from_raw(raw) })?;
+            let (attrs, mask) = flags::statx(fl);
+            // SAFETY: `stat` is ours to fill.
+            unsafe {
+                (*stat).attributes |= attrs;
+                (*stat).attributes_mask |= mask;
+            }
+            Ok(0)
+        })
+    }
+
     /// # Safety
     ///
     /// Called by `notify_change` with a dentry of `U`'s filesystem whose

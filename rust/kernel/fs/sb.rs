@@ -10,6 +10,73 @@ use crate::error::{code::*, from_result, Result};
 use crate::types::{ARef, ForeignOwnable, Opaque};
 use core::marker::PhantomData;
 
+/// A `FITRIM` request (`struct fstrim_range`) in filesystem blocks.
+pub struct TrimRange {
+    /// The first block to look at.
+    pub start: u64,
+    /// The block after the last one to look at (clamped to the filesystem
+    /// by the filesystem).
+    pub end: u64,
+    /// Runs of free blocks shorter than this are left alone (at least 1,
+    /// and at least the device's discard granularity).
+    pub min_len: u64,
+}
+
+/// `FITRIM` on a file of a filesystem with [`FileSystem::trim`]: its
+/// `unlocked_ioctl`, as ext4's: `EPERM` without `CAP_SYS_ADMIN`,
+/// `EOPNOTSUPP` if the device cannot discard, `EINVAL` for a length under a
+/// block, and the range's `len` set to the bytes discarded.  Every other
+/// command is `ENOTTY` (`-ENOIOCTLCMD`).
+///
+/// # Safety
+///
+/// Called by `vfs_ioctl` with an open file of a filesystem of type `T`.
+pub(crate) unsafe extern "C" fn ioctl<T: FileSystem>(
+    file: *mut bindings::file,
+    cmd: core::ffi::c_uint,
+    arg: usize,
+) -> isize {
+    const FITRIM: u32 = crate::ioctl::_IOWR::<bindings::fstrim_range>(b'X' as u32, 121);
+    if cmd != FITRIM {
+        return -(bindings::ENOIOCTLCMD as isize);
+    }
+    from_result(|| {
+        // SAFETY: Called from a syscall, in the caller's context.
+        if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) } {
+            return Err(EPERM);
+        }
+        // SAFETY: An open file pins its inode and, through it, the active
+        // super block of type `T` (per the safety requirements).
+        let sb = unsafe { SuperBlock::<T>::from_raw((*(*file).f_inode).i_sb) };
+        if !sb.can_discard() {
+            return Err(crate::error::Error::from_errno(
+                -(bindings::EOPNOTSUPP as i32),
+            ));
+        }
+        let size = core::mem::size_of::<bindings::fstrim_range>();
+        let (mut reader, mut writer) = crate::uaccess::UserSlice::new(arg, size).reader_writer();
+        let start: u64 = reader.read()?;
+        let len: u64 = reader.read()?;
+        let min_len: u64 = reader.read()?;
+        let bs = u64::from(sb.block_size());
+        if len < bs {
+            return Err(EINVAL);
+        }
+        // SAFETY: The super block's open device.
+        let granularity = u64::from(unsafe { bindings::bdev_discard_granularity(sb.bdev_raw()) });
+        let range = TrimRange {
+            start: start / bs,
+            end: (start / bs).saturating_add(len / bs),
+            min_len: min_len.max(granularity).div_ceil(bs).max(1),
+        };
+        let trimmed = T::trim(sb, &range)?;
+        writer.write(&start)?;
+        writer.write(&trimmed.saturating_mul(bs))?;
+        writer.write(&min_len)?;
+        Ok(0)
+    }) as isize
+}
+
 /// A mounted super block of filesystem `T`.
 ///
 /// # Invariants
@@ -112,6 +179,31 @@ impl<T: FileSystem> SuperBlock<T> {
     pub(crate) fn bdev_raw(&self) -> *mut bindings::block_device {
         // SAFETY: `s_bdev` is set for the life of a block-device super block.
         unsafe { (*self.as_raw()).s_bdev }
+    }
+
+    /// Whether the device can discard (`bdev_max_discard_sectors`).
+    pub fn can_discard(&self) -> bool {
+        // SAFETY: The super block's open device.
+        unsafe { bindings::bdev_max_discard_sectors(self.bdev_raw()) != 0 }
+    }
+
+    /// Discards `count` blocks from block `block` on the device and waits
+    /// for it (`blkdev_issue_discard`).  The blocks read as undefined
+    /// afterwards: for free blocks only (a filesystem that discards blocks
+    /// in use loses their data, which memory safety does not depend on:
+    /// the buffer and page caches keep what they hold).  Allocates with
+    /// `GFP_NOFS`, so it may be called under locks that reclaim takes.
+    pub fn discard(&self, block: u64, count: u64) -> Result {
+        let shift = self.block_size().trailing_zeros() - bindings::SECTOR_SHIFT;
+        let (Some(sector), Some(sectors)) = (block.checked_shl(shift), count.checked_shl(shift))
+        else {
+            return Err(EINVAL);
+        };
+        // SAFETY: The super block's open device; the call waits for the
+        // discard bios it issues.
+        crate::error::to_result(unsafe {
+            bindings::blkdev_issue_discard(self.bdev_raw(), sector, sectors, bindings::GFP_NOFS)
+        })
     }
 
     /// Reads block `block` of the device through the buffer cache.

@@ -14,7 +14,7 @@
 use crate::format::{self, Superblock};
 use crate::sb::{corrupt, Rbfs};
 use kernel::fs::buffer::{Buffer, CachedBuffer};
-use kernel::fs::sb::{NewSuperBlock, SuperBlock};
+use kernel::fs::sb::{NewSuperBlock, SuperBlock, TrimRange};
 use kernel::prelude::*;
 
 /// What the allocators remember between calls.
@@ -234,6 +234,65 @@ pub(crate) fn free_blocks(sb: &SuperBlock<Rbfs>, start: u32, count: u32) -> Resu
         block = run_end;
     }
     Ok(())
+}
+
+/// `FITRIM`: discards every run of free data blocks of at least
+/// `range.min_len` blocks in `range`, and returns how many blocks that
+/// was.  One bitmap block at a time, under the allocation mutex: no block
+/// can be allocated, and written, while it is being discarded (the discard
+/// is waited for before the mutex is released), and an allocation waits
+/// for one bitmap block's discards at most.  The bitmaps must be the truth,
+/// so a filesystem that was not unmounted cleanly is refused (`EUCLEAN`)
+/// until `fsck.rbfs` has run: a block in use whose bit a crash left clear
+/// would be discarded.
+pub(crate) fn trim(sb: &SuperBlock<Rbfs>, range: &TrimRange) -> Result<u64> {
+    let info = sb.data();
+    let l = &info.sb.layout;
+    let total = u64::from(l.blocks_count);
+    if range.start >= total || range.min_len > u64::from(l.data_blocks) {
+        return Err(EINVAL);
+    }
+    if info.sb.state != format::STATE_CLEAN {
+        pr_warn!(
+            "{}: not trimming: the filesystem was not unmounted cleanly; run fsck.rbfs\n",
+            sb.device_name()
+        );
+        return Err(crate::sb::euclean());
+    }
+    // Both fit in u32: `start` is below `total`, which is a u32.
+    let mut block = range.start.max(u64::from(l.data_start)) as u32;
+    let end = range.end.min(total) as u32;
+    let bpb = format::bitmap_bits_per_block(info.block_log());
+    let mut trimmed = 0u64;
+    while block < end {
+        let index = block / bpb;
+        let stop = end.min(index.saturating_add(1).saturating_mul(bpb));
+        let mut st = info.alloc.lock();
+        let buf = read_bitmap(sb, &mut st, Map::Blocks, index)?;
+        while block < stop {
+            // The bits cannot change while the allocation mutex is held:
+            // the buffer lock is dropped for the discard.
+            let (free, len) = {
+                let data = buf.lock();
+                let d = data.data();
+                match format::bitmap_find_free(d, block % bpb) {
+                    Some(bit) if index * bpb + bit < stop => {
+                        let from = index * bpb + bit;
+                        (from, format::bitmap_free_run(d, bit, stop - index * bpb))
+                    }
+                    _ => break,
+                }
+            };
+            if u64::from(len) >= range.min_len {
+                sb.discard(u64::from(free), u64::from(len))?;
+                trimmed += u64::from(len);
+            }
+            block = free + len.max(1);
+        }
+        drop(st);
+        block = stop;
+    }
+    Ok(trimmed)
 }
 
 /// Allocates an inode number.  `ENOSPC` when none is left.

@@ -400,6 +400,14 @@ impl inode::Operations for DirOps {
         attr.copy_to(inode);
         Ok(())
     }
+
+    fn get_flags(inode: &Inode<Rbfs>) -> Result<u32> {
+        Ok(crate::inode::get_flags(inode))
+    }
+
+    fn set_flags(inode: &Exclusive<Rbfs>, fl: u32) -> Result {
+        crate::inode::set_flags(inode, fl)
+    }
 }
 
 #[vtable]

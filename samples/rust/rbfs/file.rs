@@ -40,6 +40,14 @@ impl inode::Operations for RegOps {
         attr.copy_to(inode);
         Ok(())
     }
+
+    fn get_flags(inode: &Inode<Rbfs>) -> Result<u32> {
+        Ok(crate::inode::get_flags(inode))
+    }
+
+    fn set_flags(inode: &Exclusive<Rbfs>, fl: u32) -> Result {
+        crate::inode::set_flags(inode, fl)
+    }
 }
 
 /// Truncates or extends a regular file to `size`; a change of size updates

@@ -391,14 +391,37 @@ pub const UUID_SIZE: usize = 16;
 /// Size of `st_blocks` units; the inode block count is kept in these units.
 pub const SECTOR_SIZE: u64 = 512;
 
-/// Feature bits (none defined in version 1).  A compat feature may be
-/// ignored by code that does not know it.
+/// Compat features this code understands (none are defined).  A compat
+/// feature may be ignored by code that does not know it.
 pub const FEATURE_COMPAT_SUPPORTED: u32 = 0;
-/// Incompat features this code understands; any other bit refuses a mount.
+/// Incompat features this code understands (none are defined); any other
+/// bit refuses a mount.
 pub const FEATURE_INCOMPAT_SUPPORTED: u32 = 0;
+/// Read-only-compat feature: inodes may carry flags ([`INODE_FLAGS_KNOWN`]).
+/// Without it every inode's flags are 0.  Read-only-compat because code
+/// that ignores the flags could write to an immutable or append-only file
+/// and would write the flags back as 0.  The kernel sets it, on the disk
+/// first, when it first gives an inode a flag.
+pub const FEATURE_RO_COMPAT_INODE_FLAGS: u32 = 1;
 /// Read-only-compat features this code understands; any other bit forces a
 /// read-only mount.
-pub const FEATURE_RO_COMPAT_SUPPORTED: u32 = 0;
+pub const FEATURE_RO_COMPAT_SUPPORTED: u32 = FEATURE_RO_COMPAT_INODE_FLAGS;
+
+/// Inode flag: immutable (`chattr +i`).  The values are the kernel's
+/// `FS_*_FL`, as ext2 stores them.
+pub const INODE_FLAG_IMMUTABLE: u32 = 0x10;
+/// Inode flag: append only (`chattr +a`).
+pub const INODE_FLAG_APPEND: u32 = 0x20;
+/// Inode flag: not to be dumped (`chattr +d`).
+pub const INODE_FLAG_NODUMP: u32 = 0x40;
+/// Inode flag: no access-time updates (`chattr +A`).
+pub const INODE_FLAG_NOATIME: u32 = 0x80;
+/// Every inode flag this version defines; an inode with any other is
+/// invalid.
+pub const INODE_FLAGS_KNOWN: u32 =
+    INODE_FLAG_IMMUTABLE | INODE_FLAG_APPEND | INODE_FLAG_NODUMP | INODE_FLAG_NOATIME;
+/// The flags a new inode takes from its directory.
+pub const INODE_FLAGS_INHERITED: u32 = INODE_FLAG_NODUMP | INODE_FLAG_NOATIME;
 
 /// Superblock `state`: unmounted cleanly.
 pub const STATE_CLEAN: u32 = 1;
@@ -1249,6 +1272,17 @@ pub fn bitmap_find_free(buf: &[u8], start: u32) -> Option<u32> {
     None
 }
 
+/// Number of clear bits from `start` on, up to the first set bit or to
+/// `limit` (exclusive), whichever comes first.
+pub fn bitmap_free_run(buf: &[u8], start: u32, limit: u32) -> u32 {
+    let limit = limit.min(bitmap_bits(buf));
+    let mut bit = start;
+    while bit < limit && !bitmap_test(buf, bit) {
+        bit += 1;
+    }
+    bit.saturating_sub(start)
+}
+
 /// Number of clear bits (free items) in the block.
 pub fn bitmap_count_free(buf: &[u8]) -> u32 {
     let bytes = (bitmap_bits(buf) / 8) as usize;
@@ -1274,7 +1308,7 @@ pub const I_SIZE_OFF: usize = 16;
 pub const I_TIMES_SEC_OFF: usize = 24;
 /// atime, mtime, ctime, crtime nanoseconds (u32 each, in that order).
 pub const I_TIMES_NSEC_OFF: usize = 56;
-/// Inode flags (u32, none defined in version 1).
+/// Inode flags (u32, [`INODE_FLAGS_KNOWN`]).
 pub const I_FLAGS_OFF: usize = 72;
 /// Generation number for NFS handles (u32).
 pub const I_GENERATION_OFF: usize = 76;
@@ -1380,7 +1414,8 @@ pub struct Inode {
     pub ctime: Timestamp,
     /// Creation time.
     pub crtime: Timestamp,
-    /// Inode flags (none defined in version 1; written as 0).
+    /// Inode flags ([`INODE_FLAGS_KNOWN`]; 0 unless the superblock has
+    /// [`FEATURE_RO_COMPAT_INODE_FLAGS`]).
     pub flags: u32,
     /// Generation number.
     pub generation: u32,
@@ -1517,6 +1552,14 @@ impl Inode {
         // max(1): a hand-built superblock may carry a bad block size.
         if self.blocks % (bs / SECTOR_SIZE).max(1) != 0 {
             return Err(FormatError::BadInode("block count is not whole blocks"));
+        }
+        if self.flags & !INODE_FLAGS_KNOWN != 0 {
+            return Err(FormatError::BadInode("unknown inode flags"));
+        }
+        if self.flags != 0 && sb.feature_ro_compat & FEATURE_RO_COMPAT_INODE_FLAGS == 0 {
+            return Err(FormatError::BadInode(
+                "inode flags without the inode-flags feature",
+            ));
         }
         let is_dev = matches!(self.file_type(), S_IFCHR | S_IFBLK);
         if !is_dev && (self.rdev_major != 0 || self.rdev_minor != 0) {

@@ -6,9 +6,9 @@
 use crate::format::{self, Inode as DiskInode, Timestamp, N_MAP};
 use crate::sb::{corrupt, euclean, Rbfs};
 use crate::{alloc, dir, file, ordered, truncate};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::fs::buffer::Buffer;
-use kernel::fs::inode::{Creation, Inode, Kind, Lookup, New, Params};
+use kernel::fs::inode::{Creation, Exclusive, Inode, Kind, Lookup, New, Params};
 use kernel::fs::sb::SuperBlock;
 use kernel::fs::NoFsScope;
 use kernel::new_mutex;
@@ -88,6 +88,9 @@ pub(crate) struct InodeInfo {
     pub(crate) crtime: Timestamp,
     /// Generation number.
     pub(crate) generation: u32,
+    /// Inode flags (`format::INODE_FLAG_*`); changed under `i_rwsem`
+    /// (`set_flags`).
+    pub(crate) flags: AtomicU32,
     /// The `disk_seq` of the copy in the inode table's buffer: a copy taken
     /// earlier than that one is not written over it.
     copied: AtomicU64,
@@ -112,18 +115,13 @@ impl InodeInfo {
     }
 }
 
-fn info(
-    ptrs: [u32; N_MAP],
-    blocks: u64,
-    fmt: u16,
-    crtime: Timestamp,
-    generation: u32,
-    synced: DiskInode,
-    link: KVec<u8>,
-) -> impl PinInit<InodeInfo, Error> {
+/// The data of an inode whose map, block count, type, creation time,
+/// generation and flags are `base`'s, and whose copy on the disk is
+/// `synced`.
+fn info(base: DiskInode, synced: DiskInode, link: KVec<u8>) -> impl PinInit<InodeInfo, Error> {
     let st = MapState {
-        ptrs,
-        blocks,
+        ptrs: base.map,
+        blocks: base.blocks,
         last: 0,
         meta_next: 0,
         meta_left: 0,
@@ -136,9 +134,10 @@ fn info(
     };
     try_pin_init!(InodeInfo {
         map <- new_mutex!(st, "rbfs::inode::map"),
-        fmt,
-        crtime,
-        generation,
+        fmt: base.mode & format::S_IFMT,
+        crtime: base.crtime,
+        generation: base.generation,
+        flags: AtomicU32::new(base.flags),
         copied: AtomicU64::new(0),
         link,
     })
@@ -196,7 +195,7 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>>
             .data()
             .get(offset..offset + format::INODE_SIZE)
             .ok_or_else(euclean)?;
-        DiskInode::parse(bytes, ino, &info_sb.sb)
+        DiskInode::parse(bytes, ino, &info_sb.disk_sb())
     };
     drop(buf);
     let disk = match parsed {
@@ -260,16 +259,9 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>>
         atime: (disk.atime.sec, disk.atime.nsec),
         mtime: (disk.mtime.sec, disk.mtime.nsec),
         ctime: (disk.ctime.sec, disk.ctime.nsec),
+        flags: disk.flags,
     };
-    let data = info(
-        disk.map,
-        disk.blocks,
-        disk.mode & format::S_IFMT,
-        disk.crtime,
-        disk.generation,
-        disk,
-        link,
-    );
+    let data = info(disk, disk, link);
     new.init(params, data)
 }
 
@@ -337,6 +329,9 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
         (true, Some(t)) => link_target(t.as_bytes())?,
         _ => KVec::new(),
     };
+    // Flags a new inode takes from its directory, as ext2's
+    // `ext2_mask_flags` (append-only and immutable are not inherited).
+    let flags = how.dir().data().flags.load(Ordering::Relaxed) & format::INODE_FLAGS_INHERITED;
     let (ino, new) = new_ino(sb)?;
     let now = kernel::fs::real_time_secs();
     let params = Params {
@@ -351,11 +346,20 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
         atime: (now, 0),
         mtime: (now, 0),
         ctime: (now, 0),
+        flags,
     };
     let crtime = Timestamp { sec: now, nsec: 0 };
     let generation = ino.wrapping_mul(2_654_435_761) ^ now as u32;
     // Nothing of it is on the disk yet: `synced` is no inode at all.
-    let data = info(ptrs, 0, fmt, crtime, generation, DiskInode::default(), link);
+    let base = DiskInode {
+        mode,
+        crtime,
+        generation,
+        flags,
+        map: ptrs,
+        ..Default::default()
+    };
+    let data = info(base, DiskInode::default(), link);
     let inode = new.init_created(how, params, data);
     let inode = match inode {
         Ok(i) => i,
@@ -409,7 +413,7 @@ fn to_disk(inode: &Inode<Rbfs>) -> (DiskInode, u64) {
         mtime: ts(inode.mtime()),
         ctime: ts(inode.ctime()),
         crtime: d.crtime,
-        flags: 0,
+        flags: d.flags.load(Ordering::Relaxed),
         generation: d.generation,
         blocks: st.blocks.saturating_sub(st.pending_blocks * spb),
         rdev_major: if is_dev { rdev >> 20 } else { 0 },
@@ -453,7 +457,7 @@ pub(crate) fn write_inode(inode: &Inode<Rbfs>, sync: bool) -> Result {
         // `create` writes the inode once it is.
         return Ok(());
     }
-    if let Err(e) = disk.validate(&sb.data().sb) {
+    if let Err(e) = disk.validate(&sb.data().disk_sb()) {
         // A bug, not corruption: refuse to write a wrong inode.
         pr_err!("{}: not writing inode {}: {}\n", sb.device_name(), ino, e);
         return Err(EIO);
@@ -556,4 +560,35 @@ pub(crate) fn evict(inode: &Inode<Rbfs>) {
             e.to_errno()
         );
     }
+}
+
+// rbfs stores the kernel's own flag values (as ext2 does).
+const _: () = {
+    use kernel::fs::inode::flags;
+    assert!(format::INODE_FLAG_APPEND == flags::APPEND);
+    assert!(format::INODE_FLAG_IMMUTABLE == flags::IMMUTABLE);
+    assert!(format::INODE_FLAG_NODUMP == flags::NODUMP);
+    assert!(format::INODE_FLAG_NOATIME == flags::NOATIME);
+};
+
+/// The flags `FS_IOC_GETFLAGS` reports (and `chattr` shows).
+pub(crate) fn get_flags(inode: &Inode<Rbfs>) -> u32 {
+    inode.data().flags.load(Ordering::Relaxed)
+}
+
+/// `FS_IOC_SETFLAGS`: stores `fl` as the inode's flags; the inode is written
+/// back later (the caller marks it dirty).  Flags rbfs does not keep are
+/// refused with `EOPNOTSUPP`, so that `chattr +S` says so rather than
+/// seeming to succeed.  The first flag on a filesystem turns on its
+/// inode-flags feature, on the disk before any inode with a flag can get
+/// there.
+pub(crate) fn set_flags(inode: &Exclusive<Rbfs>, fl: u32) -> Result {
+    if fl & !format::INODE_FLAGS_KNOWN != 0 {
+        return Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)));
+    }
+    if fl != 0 {
+        crate::sb::enable_ro_compat(inode.super_block(), format::FEATURE_RO_COMPAT_INODE_FLAGS)?;
+    }
+    inode.data().flags.store(fl, Ordering::Relaxed);
+    Ok(())
 }

@@ -7,7 +7,7 @@ use crate::{alloc, inode};
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use kernel::c_str;
 use kernel::fs::param::{Constant, Spec, Value};
-use kernel::fs::sb::{MountFlags, NewSuperBlock, Stat, SuperBlock};
+use kernel::fs::sb::{MountFlags, NewSuperBlock, Stat, SuperBlock, TrimRange};
 use kernel::fs::{inode::Inode, FileSystem};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -58,6 +58,14 @@ pub(crate) struct SbInfo {
     /// The allocators' state (free counts and where to look next).
     #[pin]
     pub(crate) alloc: Mutex<alloc::AllocState>,
+    /// The read-only-compat features as on the disk.  Every write of the
+    /// super block holds this mutex, so a feature turned on
+    /// ([`SbInfo::enable_ro_compat`]) is never written over by an older
+    /// copy.
+    #[pin]
+    ro_compat: Mutex<u32>,
+    /// What `ro_compat` holds, for readers that must not sleep for it.
+    ro_compat_now: AtomicU32,
 }
 
 impl SbInfo {
@@ -70,6 +78,37 @@ impl SbInfo {
     pub(crate) fn block_log(&self) -> u32 {
         self.sb.layout.block_log
     }
+
+    /// The super block as it is on the disk now, as far as what inodes
+    /// are validated against is concerned (geometry and features).
+    pub(crate) fn disk_sb(&self) -> Superblock {
+        let mut d = self.sb;
+        d.feature_ro_compat = self.ro_compat_now.load(Ordering::Acquire);
+        d
+    }
+}
+
+/// Turns on the read-only-compat feature `bit`, on the disk first (the
+/// super block is written and waited for) so that nothing that needs it
+/// reaches the disk before it does.
+pub(crate) fn enable_ro_compat(sb: &SuperBlock<Rbfs>, bit: u32) -> Result {
+    let info = sb.data();
+    if info.ro_compat_now.load(Ordering::Acquire) & bit != 0 {
+        return Ok(());
+    }
+    let mut feat = info.ro_compat.lock();
+    if *feat & bit != 0 {
+        return Ok(());
+    }
+    let want = *feat | bit;
+    write_super_locked(sb, &mut feat, want, None, true)?;
+    pr_info!(
+        "{}: read-only-compatible feature {:#x} enabled
+",
+        sb.device_name(),
+        bit
+    );
+    Ok(())
 }
 
 /// At most `BURST` reports per `INTERVAL_MS`, like the kernel's default
@@ -238,6 +277,8 @@ impl FileSystem for Rbfs {
                 errors: options.errors.unwrap_or_default(),
                 reports: ReportLimit::new(),
                 alloc <- new_mutex!(alloc::AllocState::new(&disk), "rbfs::alloc"),
+                ro_compat <- new_mutex!(disk.feature_ro_compat, "rbfs::ro_compat"),
+                ro_compat_now: AtomicU32::new(disk.feature_ro_compat),
             }),
             GFP_KERNEL,
         )?;
@@ -265,6 +306,10 @@ impl FileSystem for Rbfs {
             return Err(euclean());
         }
         Ok(root)
+    }
+
+    fn trim(sb: &SuperBlock<Self>, range: &TrimRange) -> Result<u64> {
+        alloc::trim(sb, range)
     }
 
     fn statfs(sb: &SuperBlock<Self>) -> Result<Stat> {
@@ -389,11 +434,31 @@ fn write_super(buf: &kernel::fs::buffer::Buffer<'_>, disk: &Superblock, sync: bo
 /// with `state` (or "in use" if `None`).
 fn update_super(sb: &SuperBlock<Rbfs>, state: Option<u32>, sync: bool) -> Result {
     let info = sb.data();
+    let mut feat = info.ro_compat.lock();
+    let now = *feat;
+    write_super_locked(sb, &mut feat, now, state, sync)
+}
+
+/// [`update_super`] with the features mutex held (`feat`), and with the
+/// read-only-compat features `ro_compat`, which become the current ones
+/// once written.
+fn write_super_locked(
+    sb: &SuperBlock<Rbfs>,
+    feat: &mut u32,
+    ro_compat: u32,
+    state: Option<u32>,
+    sync: bool,
+) -> Result {
+    let info = sb.data();
     let mut disk = info.sb;
     let (free_blocks, free_inodes) = info.alloc.lock().free_counts();
     disk.free_blocks = free_blocks;
     disk.free_inodes = free_inodes;
     disk.state = state.unwrap_or(format::STATE_DIRTY);
     disk.write_time = now_secs();
-    write_super(&sb.bread(0)?, &disk, sync)
+    disk.feature_ro_compat = ro_compat;
+    write_super(&sb.bread(0)?, &disk, sync)?;
+    *feat = ro_compat;
+    info.ro_compat_now.store(ro_compat, Ordering::Release);
+    Ok(())
 }

@@ -899,11 +899,24 @@ impl Builder {
             );
             self.push(
                 id("flags"),
-                what("flags (none defined, ignored)"),
-                Harmless,
-                Nothing,
+                what("flags: an undefined bit (31)"),
+                Detect,
+                No,
                 op(move |ed| ed.set(s, I_FLAGS_OFF, 4, "flags", |v| v | 0x8000_0000)),
             );
+            if ctx.sb.feature_ro_compat & FEATURE_RO_COMPAT_INODE_FLAGS == 0 {
+                self.push(
+                    id("flags.nofeature"),
+                    what("flags: immutable, without the inode-flags feature"),
+                    Detect,
+                    No,
+                    op(move |ed| {
+                        ed.set(s, I_FLAGS_OFF, 4, "flags", |v| {
+                            v | u64::from(INODE_FLAG_IMMUTABLE)
+                        })
+                    }),
+                );
+            }
             self.push(
                 id("reserved"),
                 what("reserved bytes after the map"),

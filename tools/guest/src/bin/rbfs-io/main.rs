@@ -8,6 +8,7 @@
 //! rbfs-io fill-verify DIR
 //! rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]
 //! rbfs-io map FILE ALIGN
+//! rbfs-io attr FILE [+LETTERS|-LETTERS]...
 //! ```
 //!
 //! All of them write the byte stream of `rbfs-pattern` (a function of seed
@@ -43,14 +44,25 @@
 //! `map` prints the file's data segments as `lseek(2)`'s `SEEK_DATA` and
 //! `SEEK_HOLE` find them (`data START END`), then the number of `FIEMAP`
 //! extents and their coverage (`covered START END`, adjacent extents
-//! merged), after checking the extents' order, alignment to ALIGN bytes,
+//! merged) and the device byte ranges they take (`physical START END`,
+//! sorted and merged), after checking the extents' order, alignment to ALIGN bytes,
 //! flags (`FIEMAP_EXTENT_LAST` on the last alone) and that none overlap on
 //! the device (exit 1 otherwise).
+//!
+//! `attr` changes the inode's attribute flags as `chattr` does
+//! (`FS_IOC_GETFLAGS`, then `FS_IOC_SETFLAGS` with the letters added or
+//! removed; letters `S` sync, `i` immutable, `a` append only, `d` no dump,
+//! `A` no atime), one change after the other, then prints `attr: FILE
+//! flags=LETTERS statx=LETTERS mask=LETTERS`: the flags as read back, and
+//! `statx`'s `stx_attributes` and `stx_attributes_mask` (letters `i`, `a`,
+//! `d`; `-` for none).  A failing call prints `rbfs-io: attr: FILE: CALL:
+//! <strerror> (errno N)`.
 //!
 //! Each prints one line saying what was done. Exit status: 0 success (for
 //! `fill`: ended on ENOSPC), 1 data mismatch, 2 usage or I/O error.
 
 mod aio;
+mod attr;
 mod fill;
 mod map;
 mod mmap;
@@ -70,7 +82,8 @@ const USAGE: &str = "usage: rbfs-io aio|uring FILE SIZE [--bs B] [--qd Q] [--see
        rbfs-io fill DIR [--file-size BYTES]
        rbfs-io fill-verify DIR
        rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]
-       rbfs-io map FILE ALIGN";
+       rbfs-io map FILE ALIGN
+       rbfs-io attr FILE [+LETTERS|-LETTERS]...";
 
 /// Why a subcommand failed; decides the exit status.
 pub enum Fail {
@@ -273,6 +286,9 @@ fn parse_args(args: &[String]) -> Res<(String, WriteArgs, u64)> {
 fn run(args: &[String]) -> Res<String> {
     if args.first().is_some_and(|m| m == "rename") {
         return rename::run(&args[1..]);
+    }
+    if args.first().is_some_and(|m| m == "attr") {
+        return attr::run(&args[1..]);
     }
     if args.first().is_some_and(|m| m == "map") {
         return map::run(&args[1..]);

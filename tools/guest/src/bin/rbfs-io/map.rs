@@ -123,7 +123,8 @@ fn fiemap_extents(f: &File, path: &str) -> Res<Vec<FiemapExtent>> {
 /// `rbfs-io map FILE`: prints `data START END` for each data segment found
 /// by SEEK_DATA/SEEK_HOLE, then `extents N` and `covered START END` for the
 /// FIEMAP extents with logically adjacent ones merged, so that a test can
-/// compare both with the expected layout.  Checks that the extents are in
+/// compare both with the expected layout, then `physical START END` for
+/// the device byte ranges the extents take (sorted, adjacent ones merged).  Checks that the extents are in
 /// order, do not overlap on the file or on the device, are block-aligned
 /// to `align`, and that only the last is flagged `FIEMAP_EXTENT_LAST`.
 pub fn run(args: &[String]) -> Res<String> {
@@ -172,6 +173,16 @@ pub fn run(args: &[String]) -> Res<String> {
     }
     for (s, e) in covered {
         lines.push(format!("covered {s} {e}"));
+    }
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in phys {
+        match merged.last_mut() {
+            Some((_, end)) if *end == s => *end = e,
+            _ => merged.push((s, e)),
+        }
+    }
+    for (s, e) in merged {
+        lines.push(format!("physical {s} {e}"));
     }
     Ok(lines.join("\n"))
 }

@@ -27,7 +27,7 @@ fn flag_names(flags: u32) -> String {
 }
 
 /// The C library's message for `errno`, without Rust's "(os error N)".
-fn strerror(errno: i32) -> String {
+pub fn strerror(errno: i32) -> String {
     let mut buf = [0u8; 256];
     // SAFETY: strerror_r writes a NUL-terminated string of at most
     // `buf.len()` bytes into `buf`.
