@@ -10,14 +10,17 @@
 //! Only metadata and the populated files' blocks are written: the rest of
 //! the data region is left as it was on the device.
 
-#![forbid(unsafe_code)]
+// One `unsafe` block, an `lseek` call (std has no SEEK_DATA/SEEK_HOLE), in
+// `data_segments`; nothing else may have any.
+#![deny(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rbfs_format::format::{
@@ -678,24 +681,29 @@ impl<'w, W: Write + Seek> Builder<'w, W> {
             )));
         }
         let file = fs::File::open(path).map_err(io_err(path.display()))?;
-        let mut rd = io::BufReader::with_capacity(WRITE_CHUNK, file);
         let mut mb = MapBuilder::new(self.layout.block_log);
         let mut buf = vec![0u8; self.bs];
+        let bs = self.bs as u64;
+        // Only the blocks SEEK_DATA/SEEK_HOLE say hold data are read (a
+        // hole of a terabyte costs two lseek calls); of those, all-zero
+        // blocks stay holes too.
         let mut index = 0u64;
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(self.bs as u64) as usize;
-            buf[n..].fill(0);
-            rd.read_exact(&mut buf[..n])
-                .map_err(io_err(format_args!("reading {}", path.display())))?;
-            // OR-fold rather than any(): no early exit, so it vectorises.
-            if buf.iter().fold(0u8, |acc, &b| acc | b) != 0 {
-                let block = self.alloc_block()?;
-                self.write_block(block, &buf)?;
-                mb.insert(index, block)?;
+        for (start, end) in data_segments(&file, size).map_err(io_err(path.display()))? {
+            index = index.max(start / bs);
+            while index * bs < end {
+                let off = index * bs;
+                let n = (size - off).min(bs) as usize;
+                buf[n..].fill(0);
+                file.read_exact_at(&mut buf[..n], off)
+                    .map_err(io_err(format_args!("reading {}", path.display())))?;
+                // OR-fold rather than any(): no early exit, so it vectorises.
+                if buf.iter().fold(0u8, |acc, &b| acc | b) != 0 {
+                    let block = self.alloc_block()?;
+                    self.write_block(block, &buf)?;
+                    mb.insert(index, block)?;
+                }
+                index += 1;
             }
-            index += 1;
-            left -= n as u64;
         }
         let (map, blocks) = self.finish_map(mb)?;
         inode.map = map;
@@ -851,6 +859,15 @@ impl<'w, W: Write + Seek> Builder<'w, W> {
         ];
         for (i, inode) in self.inodes.iter().enumerate() {
             let ino = i as u32 + 1;
+            // Generation numbers (for NFS file handles) that differ between
+            // filesystems, reproducibly for a given UUID: crc32c of the
+            // UUID and the inode number.  The kernel gives a reused inode
+            // number a new one.
+            let mut inode = *inode;
+            inode.generation = !rbfs_format::format::crc32c_update(
+                rbfs_format::format::crc32c_update(!0, &opts.uuid),
+                &ino.to_le_bytes(),
+            );
             inode
                 .validate(&sb)
                 .map_err(fmt_err(format_args!("internal error: inode {ino}")))?;
@@ -890,4 +907,45 @@ impl<'w, W: Write + Seek> Builder<'w, W> {
         }
         Ok(())
     }
+}
+
+/// The byte ranges of `file` (of `size` bytes) that may hold data, from
+/// `SEEK_DATA`/`SEEK_HOLE`; the whole file as one range where the source
+/// filesystem does not support them (`EINVAL`).
+#[allow(unsafe_code)]
+fn data_segments(file: &fs::File, size: u64) -> io::Result<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let seek = |pos: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
+        let pos =
+            libc::off_t::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        // SAFETY: `fd` is an open descriptor owned by `file`; lseek moves
+        // only its offset, which nothing else here uses.
+        let r = unsafe { libc::lseek(fd, pos, whence) };
+        if r >= 0 {
+            return Ok(Some(r as u64));
+        }
+        match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+            e => Err(e),
+        }
+    };
+    let mut segments = Vec::new();
+    let mut pos = 0;
+    while pos < size {
+        let start = match seek(pos, libc::SEEK_DATA) {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && pos == 0 => {
+                return Ok(vec![(0, size)]);
+            }
+            Err(e) => return Err(e),
+        };
+        let end = seek(start, libc::SEEK_HOLE)?.unwrap_or(size).min(size);
+        if start >= end {
+            break;
+        }
+        segments.push((start, end));
+        pos = end;
+    }
+    Ok(segments)
 }

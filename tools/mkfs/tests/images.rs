@@ -217,6 +217,14 @@ fn populated_image_checks(bs: u32) {
     assert_eq!(summary.hard_links, 2);
     compare_tree(&img, &tree, Path::new(""));
 
+    // Every inode has a generation number, none the same (crc32c of the
+    // UUID and the number: fixed for this UUID).
+    let gens: std::collections::BTreeSet<u32> = (1..=summary.used_inodes)
+        .map(|ino| img.inode(ino).unwrap().generation)
+        .collect();
+    assert_eq!(gens.len() as u32, summary.used_inodes, "generations repeat");
+    assert!(!gens.contains(&0), "an inode has generation 0");
+
     // Root attributes come from the host directory.
     let root = img.inode(ROOT_INO).unwrap();
     assert_eq!(u32::from(root.mode), fs::metadata(&tree).unwrap().mode());
