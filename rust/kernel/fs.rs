@@ -194,6 +194,31 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     fn trim(_sb: &sb::SuperBlock<Self>, _range: &sb::TrimRange) -> Result<u64> {
         Err(ENOTTY)
     }
+
+    /// The inode a file handle names (`open_by_handle_at`, NFS export):
+    /// inode `ino` if it is in use, else `ESTALE`, without complaint (the
+    /// handles of deleted files are normal).  The table checks the
+    /// handle's generation against the inode's ([`inode::Params`]).
+    /// Implementing it (and [`Self::export_parent`]) makes the filesystem
+    /// exportable: handles are the kernel's default, inode number and
+    /// generation (`FILEID_INO32_GEN`).
+    fn export_inode(
+        _sb: &sb::SuperBlock<Self>,
+        _ino: u64,
+    ) -> Result<crate::types::ARef<inode::Inode<Self>>> {
+        Err(estale())
+    }
+
+    /// The parent of directory `dir` (its `..`), for reconnecting a
+    /// directory found by a handle to the tree.
+    fn export_parent(_dir: &inode::Inode<Self>) -> Result<crate::types::ARef<inode::Inode<Self>>> {
+        Err(estale())
+    }
+}
+
+/// `ESTALE`, "Stale file handle" (6.12's `kernel::error::code` has none).
+pub fn estale() -> crate::error::Error {
+    crate::error::Error::from_errno(-(bindings::ESTALE as i32))
 }
 
 /// A registered filesystem type: a `struct file_system_type` in static storage.

@@ -43,6 +43,10 @@ fstests_setup() {
 	case "$FSTYP" in
 	rbfs) insmod "$RBFS_KO" || return 1 ;;
 	esac
+	# local.config: the disks, rbfs's mkfs options, and DM_DISABLE_UDEV
+	# (there is no udev in the guest: without it dmsetup waits for udev
+	# to make /dev/mapper/NAME, which never appears, and every dm-error,
+	# dm-flakey and dm-thin test fails or is skipped for the wrong reason).
 	opts="-b $BLOCK_SIZE"
 	[ "$FSTYP" = rbfs ] && opts="-f -q $opts"
 	cat > $R/opt/fstests/local.config <<-EOF
@@ -54,6 +58,7 @@ fstests_setup() {
 	export LOGWRITES_DEV=/dev/vdd
 	export MKFS_OPTIONS="$opts"
 	export FSCK_OPTIONS=-n
+	export DM_DISABLE_UDEV=1
 	EOF
 	fs_mkfs /dev/vda
 }

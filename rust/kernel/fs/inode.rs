@@ -310,6 +310,13 @@ impl<T: FileSystem> Inode<T> {
         unsafe { (*self.as_raw()).__bindgen_anon_1.i_nlink }
     }
 
+    /// The generation number (`i_generation`, set once from
+    /// [`Params::generation`]).
+    pub fn generation(&self) -> u32 {
+        // SAFETY: Written once before the inode became visible.
+        unsafe { (*self.as_raw()).i_generation }
+    }
+
     /// Marks the inode dirty, so that `write_inode` writes it back.
     pub fn mark_dirty(&self) {
         // SAFETY: A valid, initialised inode.
@@ -500,6 +507,9 @@ pub struct Params<T: FileSystem> {
     /// Attribute flags ([`flags`]); those the VFS enforces are set in
     /// `i_flags`.
     pub flags: u32,
+    /// Generation number (`i_generation`): file handles carry it, and a
+    /// handle whose generation differs is stale.
+    pub generation: u32,
 }
 
 impl<T: FileSystem> New<T> {
@@ -568,6 +578,7 @@ impl<T: FileSystem> New<T> {
             i.i_ctime_nsec = params.ctime.1;
             let (set, mask) = flags::vfs(params.flags);
             bindings::inode_set_flags(inode, set, mask);
+            i.i_generation = params.generation;
             match params.kind {
                 Kind::Dir(iops, fops) => {
                     i.i_op = &iops.0;

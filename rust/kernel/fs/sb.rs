@@ -280,6 +280,9 @@ impl<'a, T: FileSystem> NewSuperBlock<'a, T> {
         // SAFETY: The super block is ours (type invariant).
         unsafe {
             (*self.sb).s_op = &Tables::<T>::SUPER_OPS;
+            if T::HAS_EXPORT_INODE {
+                (*self.sb).s_export_op = &Tables::<T>::EXPORT_OPS;
+            }
             (*self.sb).s_magic = T::MAGIC as _;
             (*self.sb).s_time_gran = 1;
         }
@@ -433,6 +436,93 @@ impl<T: FileSystem> Tables<T> {
         }
         ops
     };
+
+    /// File handles ([`FileSystem::export_inode`]): the generic 32-bit
+    /// encoding (`generic_encode_ino32_fh`: inode number and generation,
+    /// and the parent's with a connectable handle), decoded by the generic
+    /// helpers through `get_inode`.
+    const EXPORT_OPS: bindings::export_operations = {
+        // SAFETY: All-zeroes is a valid `export_operations` (all `None`).
+        let mut ops: bindings::export_operations = unsafe { core::mem::zeroed() };
+        ops.encode_fh = Some(bindings::generic_encode_ino32_fh);
+        ops.fh_to_dentry = Some(Self::fh_to_dentry);
+        ops.fh_to_parent = Some(Self::fh_to_parent);
+        ops.get_parent = Some(Self::get_parent);
+        ops
+    };
+
+    /// The inode of a handle's inode number, if its generation is `generation`
+    /// (0: any), as `generic_fh_to_dentry` wants it: referenced, or an
+    /// error pointer.
+    ///
+    /// # Safety
+    ///
+    /// Called by the exportfs helpers with an active super block of type
+    /// `T`.
+    unsafe extern "C" fn get_inode(
+        sb: *mut bindings::super_block,
+        ino: u64,
+        generation: u32,
+    ) -> *mut bindings::inode {
+        // SAFETY: Per the safety requirements.
+        let sbr = unsafe { SuperBlock::<T>::from_raw(sb) };
+        let err = match T::export_inode(sbr, ino) {
+            Ok(inode) if generation == 0 || inode.generation() == generation => {
+                return ARef::into_raw(inode).as_ptr().cast();
+            }
+            // Dropping the reference releases the inode.
+            Ok(_) => super::estale(),
+            Err(e) => e,
+        };
+        // SAFETY: `ERR_PTR` only encodes the error number.
+        unsafe { bindings::ERR_PTR(err.to_errno() as _).cast() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by `exportfs_decode_fh` with an active super block of type
+    /// `T` and a handle of `fh_len` words.
+    unsafe extern "C" fn fh_to_dentry(
+        sb: *mut bindings::super_block,
+        fid: *mut bindings::fid,
+        fh_len: core::ffi::c_int,
+        fh_type: core::ffi::c_int,
+    ) -> *mut bindings::dentry {
+        // SAFETY: Per the safety requirements; `get_inode` has the
+        // signature and contract the helper needs.
+        unsafe { bindings::generic_fh_to_dentry(sb, fid, fh_len, fh_type, Some(Self::get_inode)) }
+    }
+
+    /// # Safety
+    ///
+    /// As for `fh_to_dentry`.
+    unsafe extern "C" fn fh_to_parent(
+        sb: *mut bindings::super_block,
+        fid: *mut bindings::fid,
+        fh_len: core::ffi::c_int,
+        fh_type: core::ffi::c_int,
+    ) -> *mut bindings::dentry {
+        // SAFETY: As for `fh_to_dentry`.
+        unsafe { bindings::generic_fh_to_parent(sb, fid, fh_len, fh_type, Some(Self::get_inode)) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by exportfs with a positive dentry of a directory of a super
+    /// block of type `T`.
+    unsafe extern "C" fn get_parent(child: *mut bindings::dentry) -> *mut bindings::dentry {
+        // SAFETY: A positive dentry pins its initialised inode.
+        let dir = unsafe { inode::Inode::<T>::from_raw((*child).d_inode) };
+        match T::export_parent(dir) {
+            // SAFETY: `d_obtain_alias` consumes the reference `into_raw`
+            // hands over, on failure too.
+            Ok(parent) => unsafe {
+                bindings::d_obtain_alias(ARef::into_raw(parent).as_ptr().cast())
+            },
+            // SAFETY: `ERR_PTR` only encodes the error number.
+            Err(e) => unsafe { bindings::ERR_PTR(e.to_errno() as _).cast() },
+        }
+    }
 
     /// # Safety
     ///

@@ -208,6 +208,17 @@ fn set_dotdot(dir: &Inode<Rbfs>, parent: u32) -> Result {
     Ok(())
 }
 
+/// The parent of directory `dir`, from its ".." entry (for file handles).
+pub(crate) fn parent(dir: &Inode<Rbfs>) -> Result<ARef<Inode<Rbfs>>> {
+    let sb = dir.super_block();
+    let (_, up) = with_block(dir, 0, |block| {
+        block
+            .dots()
+            .map_err(|e| corrupt(sb, format_args!("directory {} block 0", dir.ino()), e))
+    })?;
+    iget(sb, up)
+}
+
 /// Whether `dir` has no entries but "." and "..".
 fn is_empty(dir: &Inode<Rbfs>) -> Result<bool> {
     let sb = dir.super_block();

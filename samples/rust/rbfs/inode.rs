@@ -180,8 +180,23 @@ fn table_block(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<(Buffer<'_>, usize)> {
 
 /// Returns inode `ino`, from the inode cache or read from the disk.
 pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>> {
+    iget_as(sb, ino, false)
+}
+
+/// Returns inode `ino` for a file handle: as [`iget`], but an inode number
+/// out of range, a free inode or one without links is `ESTALE` (the
+/// handle of a deleted file), not corruption.
+pub(crate) fn iget_handle(sb: &SuperBlock<Rbfs>, ino: u64) -> Result<ARef<Inode<Rbfs>>> {
+    let ino = u32::try_from(ino).map_err(|_| kernel::fs::estale())?;
+    iget_as(sb, ino, true)
+}
+
+fn iget_as(sb: &SuperBlock<Rbfs>, ino: u32, handle: bool) -> Result<ARef<Inode<Rbfs>>> {
     let info_sb = sb.data();
     if let Err(e) = info_sb.sb.check_ino(ino) {
+        if handle {
+            return Err(kernel::fs::estale());
+        }
         return Err(corrupt(sb, format_args!("reference to inode {}", ino), e));
     }
     let new = match sb.iget(u64::from(ino))? {
@@ -200,6 +215,7 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>>
     drop(buf);
     let disk = match parsed {
         Ok(Some(i)) => i,
+        Ok(None) if handle => return Err(kernel::fs::estale()),
         Ok(None) => {
             if info_sb.reports_allowed() {
                 pr_err!(
@@ -213,6 +229,9 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>>
         Err(e) => return Err(corrupt(sb, format_args!("inode {}", ino), e)),
     };
     if disk.links == 0 {
+        if handle {
+            return Err(kernel::fs::estale());
+        }
         if info_sb.reports_allowed() {
             pr_err!(
                 "{}: corrupt metadata: inode {} is referenced but has no links\n",
@@ -260,6 +279,7 @@ pub(crate) fn iget(sb: &SuperBlock<Rbfs>, ino: u32) -> Result<ARef<Inode<Rbfs>>>
         mtime: (disk.mtime.sec, disk.mtime.nsec),
         ctime: (disk.ctime.sec, disk.ctime.nsec),
         flags: disk.flags,
+        generation: disk.generation,
     };
     let data = info(disk, disk, link);
     new.init(params, data)
@@ -334,6 +354,7 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
     let flags = how.dir().data().flags.load(Ordering::Relaxed) & format::INODE_FLAGS_INHERITED;
     let (ino, new) = new_ino(sb)?;
     let now = kernel::fs::real_time_secs();
+    let generation = sb.data().new_generation();
     let params = Params {
         kind: k,
         perm: mode & 0o7777,
@@ -347,9 +368,9 @@ pub(crate) fn create(how: &Creation<'_, Rbfs>, target: Option<&CStr>) -> Result<
         mtime: (now, 0),
         ctime: (now, 0),
         flags,
+        generation,
     };
     let crtime = Timestamp { sec: now, nsec: 0 };
-    let generation = ino.wrapping_mul(2_654_435_761) ^ now as u32;
     // Nothing of it is on the disk yet: `synced` is no inode at all.
     let base = DiskInode {
         mode,

@@ -66,6 +66,11 @@ pub(crate) struct SbInfo {
     ro_compat: Mutex<u32>,
     /// What `ro_compat` holds, for readers that must not sleep for it.
     ro_compat_now: AtomicU32,
+    /// The generation number of the next new inode (as ext2's
+    /// `s_next_generation`): a counter, so that an inode number used again
+    /// gets another generation even within the same second, seeded from
+    /// the mount time so that it differs between mounts.
+    next_generation: AtomicU32,
 }
 
 impl SbInfo {
@@ -77,6 +82,11 @@ impl SbInfo {
     /// log2 of the block size.
     pub(crate) fn block_log(&self) -> u32 {
         self.sb.layout.block_log
+    }
+
+    /// A generation number for a new inode.
+    pub(crate) fn new_generation(&self) -> u32 {
+        self.next_generation.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The super block as it is on the disk now, as far as what inodes
@@ -279,6 +289,7 @@ impl FileSystem for Rbfs {
                 alloc <- new_mutex!(alloc::AllocState::new(&disk), "rbfs::alloc"),
                 ro_compat <- new_mutex!(disk.feature_ro_compat, "rbfs::ro_compat"),
                 ro_compat_now: AtomicU32::new(disk.feature_ro_compat),
+                next_generation: AtomicU32::new((now_secs() as u32).wrapping_mul(2_654_435_761)),
             }),
             GFP_KERNEL,
         )?;
@@ -310,6 +321,14 @@ impl FileSystem for Rbfs {
 
     fn trim(sb: &SuperBlock<Self>, range: &TrimRange) -> Result<u64> {
         alloc::trim(sb, range)
+    }
+
+    fn export_inode(sb: &SuperBlock<Self>, ino: u64) -> Result<ARef<Inode<Self>>> {
+        inode::iget_handle(sb, ino)
+    }
+
+    fn export_parent(dir: &Inode<Self>) -> Result<ARef<Inode<Self>>> {
+        crate::dir::parent(dir)
     }
 
     fn statfs(sb: &SuperBlock<Self>) -> Result<Stat> {

@@ -323,6 +323,32 @@ pub fn detect_signature<R: Read + Seek>(dev: &mut R) -> io::Result<Option<&'stat
         Some("a FAT filesystem")
     } else if at(4096 - 10, b"SWAPSPACE2") || at(4096 - 10, b"SWAP-SPACE") {
         Some("a swap area")
+    } else if at(0, &0x1BAD_FACEu32.to_le_bytes()) {
+        Some("a BFS filesystem")
+    } else if at(0, &0x28CD_3D45u32.to_le_bytes()) || at(512, &0x28CD_3D45u32.to_le_bytes()) {
+        Some("a cramfs filesystem")
+    } else if [0x137Fu16, 0x138F, 0x2468, 0x2478]
+        .iter()
+        .any(|m| at(1024 + 16, &m.to_le_bytes()))
+        || at(1024 + 24, &0x4D5Au16.to_le_bytes())
+    {
+        Some("a Minix filesystem")
+    } else if at(3, b"NTFS    ") {
+        Some("an NTFS filesystem")
+    } else if at(0, b"hsqs") {
+        Some("a squashfs filesystem")
+    } else if at(1024, &0xF2F5_2010u32.to_le_bytes()) {
+        Some("an F2FS filesystem")
+    } else if at(32768, b"JFS1") {
+        Some("a JFS filesystem")
+    } else if at(65536 + 52, b"ReIsEr") {
+        Some("a ReiserFS filesystem")
+    } else if at(32769, b"CD001") {
+        Some("an ISO 9660 filesystem")
+    } else if at(0, b"LUKS\xba\xbe") {
+        Some("a LUKS volume")
+    } else if at(512, b"LABELONE") {
+        Some("an LVM physical volume")
     } else {
         None
     };

@@ -602,6 +602,27 @@ fn binary_formats_each_block_size_and_refuses_signatures() {
     assert!(err.contains("swap"), "{err}");
     let (code, _, _) = run(mkfs_bin().arg("-f").arg("-q").arg(&ext));
     assert_eq!(code, 0);
+    // The signatures fstests' generic/740 makes (mkfs.bfs, mkfs.cramfs,
+    // mkfs.minix), and others blkid knows, are refused as well.
+    let sigs: &[(usize, &[u8], &str)] = &[
+        (0, &0x1BAD_FACEu32.to_le_bytes(), "BFS"),
+        (512, &0x28CD_3D45u32.to_le_bytes(), "cramfs"),
+        (1040, &0x138Fu16.to_le_bytes(), "Minix"),
+        (1048, &0x4D5Au16.to_le_bytes(), "Minix"),
+        (3, b"NTFS    ", "NTFS"),
+        (32769, b"CD001", "ISO 9660"),
+        (0, b"LUKS\xba\xbe", "LUKS"),
+        (512, b"LABELONE", "LVM"),
+    ];
+    for (off, sig, name) in sigs {
+        let mut img = vec![0u8; 1 << 20];
+        img[*off..off + sig.len()].copy_from_slice(sig);
+        fs::write(&ext, &img).unwrap();
+        let (code, _, err) = run(mkfs_bin().arg(&ext));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(name), "{name}: {err}");
+        assert_eq!(fs::read(&ext).unwrap(), img, "{name}: image changed");
+    }
 }
 
 #[test]

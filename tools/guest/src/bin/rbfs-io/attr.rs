@@ -55,7 +55,11 @@ fn statx_letters(bits: u64) -> String {
 
 /// The flag bits of a change word such as `+ai` or `-d`.
 fn parse_change(word: &str) -> Res<(bool, u32)> {
-    let usage = || Fail::Usage(format!("attr: bad change '{word}' (+/- then letters of SiadA)"));
+    let usage = || {
+        Fail::Usage(format!(
+            "attr: bad change '{word}' (+/- then letters of SiadA)"
+        ))
+    };
     let (add, rest) = match word.split_at_checked(1) {
         Some(("+", r)) => (true, r),
         Some(("-", r)) => (false, r),

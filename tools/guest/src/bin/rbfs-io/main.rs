@@ -9,6 +9,7 @@
 //! rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]
 //! rbfs-io map FILE ALIGN
 //! rbfs-io attr FILE [+LETTERS|-LETTERS]...
+//! rbfs-io handle save PATH OUT | open MOUNT IN
 //! ```
 //!
 //! All of them write the byte stream of `rbfs-pattern` (a function of seed
@@ -58,12 +59,20 @@
 //! `d`; `-` for none).  A failing call prints `rbfs-io: attr: FILE: CALL:
 //! <strerror> (errno N)`.
 //!
+//! `handle save` stores PATH's file handle (`name_to_handle_at`) in OUT
+//! and prints `handle: PATH type=T bytes=N`; `handle open` opens the handle
+//! saved in IN read-only (`open_by_handle_at` through MOUNT) and prints
+//! `handle: opened WHERE size=S`, WHERE being the path the kernel found for
+//! it.  A failing call prints `rbfs-io: handle: CALL: <strerror> (errno N)`
+//! ("Stale file handle" for a deleted file).
+//!
 //! Each prints one line saying what was done. Exit status: 0 success (for
 //! `fill`: ended on ENOSPC), 1 data mismatch, 2 usage or I/O error.
 
 mod aio;
 mod attr;
 mod fill;
+mod handle;
 mod map;
 mod mmap;
 mod rename;
@@ -83,7 +92,8 @@ const USAGE: &str = "usage: rbfs-io aio|uring FILE SIZE [--bs B] [--qd Q] [--see
        rbfs-io fill-verify DIR
        rbfs-io rename OLD NEW [--noreplace] [--exchange] [--whiteout]
        rbfs-io map FILE ALIGN
-       rbfs-io attr FILE [+LETTERS|-LETTERS]...";
+       rbfs-io attr FILE [+LETTERS|-LETTERS]...
+       rbfs-io handle save PATH OUT | open MOUNT IN";
 
 /// Why a subcommand failed; decides the exit status.
 pub enum Fail {
@@ -286,6 +296,9 @@ fn parse_args(args: &[String]) -> Res<(String, WriteArgs, u64)> {
 fn run(args: &[String]) -> Res<String> {
     if args.first().is_some_and(|m| m == "rename") {
         return rename::run(&args[1..]);
+    }
+    if args.first().is_some_and(|m| m == "handle") {
+        return handle::run(&args[1..]);
     }
     if args.first().is_some_and(|m| m == "attr") {
         return attr::run(&args[1..]);

@@ -53,16 +53,22 @@ fn seek_segments(f: &File, path: &str) -> Res<Vec<(u64, u64)>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while let Some(start) = seek(f, pos, libc::SEEK_DATA, path)? {
-        let end = seek(f, start, libc::SEEK_HOLE, path)?
-            .ok_or_else(|| Fail::Mismatch(format!("{path}: SEEK_HOLE from data at {start}: ENXIO")))?;
+        let end = seek(f, start, libc::SEEK_HOLE, path)?.ok_or_else(|| {
+            Fail::Mismatch(format!("{path}: SEEK_HOLE from data at {start}: ENXIO"))
+        })?;
         if end <= start {
-            return Err(Fail::Mismatch(format!("{path}: SEEK_HOLE from {start} went back to {end}")));
+            return Err(Fail::Mismatch(format!(
+                "{path}: SEEK_HOLE from {start} went back to {end}"
+            )));
         }
         out.push((start, end));
         pos = end;
     }
     // From inside a segment or a hole, both seeks agree with the walk.
-    let size = f.metadata().map_err(|e| Fail::Io(format!("{path}: {e}")))?.len();
+    let size = f
+        .metadata()
+        .map_err(|e| Fail::Io(format!("{path}: {e}")))?
+        .len();
     let mut hole_from = 0;
     for (i, &(s, e)) in out.iter().enumerate() {
         let mut probes = vec![(s + 1, Some(s + 1), Some(e))];
@@ -110,11 +116,15 @@ fn fiemap_extents(f: &File, path: &str) -> Res<Vec<FiemapExtent>> {
         }
         let n = fm.mapped_extents as usize;
         if n > BATCH {
-            return Err(Fail::Mismatch(format!("{path}: FIEMAP mapped {n} of {BATCH} extents")));
+            return Err(Fail::Mismatch(format!(
+                "{path}: FIEMAP mapped {n} of {BATCH} extents"
+            )));
         }
         out.extend_from_slice(&fm.extents[..n]);
         match out.last() {
-            Some(e) if n == BATCH && e.flags & FIEMAP_EXTENT_LAST == 0 => start = e.logical + e.length,
+            Some(e) if n == BATCH && e.flags & FIEMAP_EXTENT_LAST == 0 => {
+                start = e.logical + e.length
+            }
             _ => return Ok(out),
         }
     }
@@ -150,7 +160,10 @@ pub fn run(args: &[String]) -> Res<String> {
         let last = i + 1 == ext.len();
         let want = if last { FIEMAP_EXTENT_LAST } else { 0 };
         if e.flags != want {
-            return Err(bad(format!("extent {i} has flags {:#x}, want {want:#x}", e.flags)));
+            return Err(bad(format!(
+                "extent {i} has flags {:#x}, want {want:#x}",
+                e.flags
+            )));
         }
         if e.length == 0 || (e.logical | e.physical | e.length) % align != 0 {
             return Err(bad(format!(
@@ -160,7 +173,10 @@ pub fn run(args: &[String]) -> Res<String> {
         }
         match covered.last_mut() {
             Some((_, end)) if *end > e.logical => {
-                return Err(bad(format!("extent {i} at {} overlaps the one before", e.logical)))
+                return Err(bad(format!(
+                    "extent {i} at {} overlaps the one before",
+                    e.logical
+                )))
             }
             Some((_, end)) if *end == e.logical => *end += e.length,
             _ => covered.push((e.logical, e.logical + e.length)),
