@@ -173,10 +173,7 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// internal changes ([`sb::SuperBlock::start_intwrite`]) are stopped
     /// too.  Without it, freezing the filesystem fails with `EOPNOTSUPP`.
     fn freeze_fs(_sb: &sb::SuperBlock<Self>) -> Result {
-        // 6.12's `kernel::error::code` has no `EOPNOTSUPP`.
-        Err(crate::error::Error::from_errno(
-            -(bindings::EOPNOTSUPP as i32),
-        ))
+        Err(eopnotsupp())
     }
 
     /// Undoes [`Self::freeze_fs`] when the filesystem is thawed
@@ -219,6 +216,12 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
 /// `ESTALE`, "Stale file handle" (6.12's `kernel::error::code` has none).
 pub fn estale() -> crate::error::Error {
     crate::error::Error::from_errno(-(bindings::ESTALE as i32))
+}
+
+/// `EOPNOTSUPP`, "Operation not supported" (6.12's `kernel::error::code`
+/// has none).
+pub fn eopnotsupp() -> crate::error::Error {
+    crate::error::Error::from_errno(-(bindings::EOPNOTSUPP as i32))
 }
 
 /// A registered filesystem type: a `struct file_system_type` in static storage.

@@ -94,14 +94,7 @@ impl<T: FileSystem> Ops<T> {
         ops.read = Some(bindings::generic_read_dir);
         ops.iterate_shared = Some(DirTable::<U>::iterate_shared);
         ops.fsync = Some(bindings::generic_file_fsync);
-        if T::HAS_TRIM {
-            ops.unlocked_ioctl = Some(super::sb::ioctl::<T>);
-            #[cfg(CONFIG_COMPAT)]
-            {
-                ops.compat_ioctl = Some(bindings::compat_ptr_ioctl);
-            }
-        }
-        Self(ops, PhantomData)
+        Self::with_ioctl(ops)
     }
 
     /// Regular files read through the page cache with the generic helpers
@@ -133,6 +126,12 @@ impl<T: FileSystem> Ops<T> {
         ops.mmap = Some(super::address_space::Table::<U>::mmap);
         ops.fsync = Some(super::address_space::Table::<U>::fsync);
         ops.splice_write = Some(bindings::iter_file_splice_write);
+        Self::with_ioctl(ops)
+    }
+
+    /// `ops` with the filesystem's ioctls (`FITRIM`, if `T` trims), for
+    /// directories and regular files alike (`fstrim` opens either).
+    const fn with_ioctl(mut ops: bindings::file_operations) -> Self {
         if T::HAS_TRIM {
             ops.unlocked_ioctl = Some(super::sb::ioctl::<T>);
             #[cfg(CONFIG_COMPAT)]

@@ -763,7 +763,7 @@ pub trait Operations {
     /// Changes attributes (chmod, chown, utimes, truncate), after the VFS
     /// has checked permissions and the request (`setattr_prepare`).
     fn setattr(_inode: &Exclusive<Self::FileSystem>, _attr: &Attr) -> Result {
-        Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))
+        Err(super::eopnotsupp())
     }
 
     /// The inode's attribute flags ([`flags`]), for `FS_IOC_GETFLAGS`,
@@ -917,7 +917,7 @@ impl<U: Operations> OpsTable<U> {
             // does.
             let (fl, fsx) = unsafe { ((*fa).flags, bindings::fileattr_has_fsx(fa)) };
             if fsx {
-                return Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)));
+                return Err(super::eopnotsupp());
             }
             // SAFETY: A positive dentry pins its inode, whose `i_rwsem`
             // the caller holds (per the safety requirements).

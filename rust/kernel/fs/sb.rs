@@ -49,9 +49,7 @@ pub(crate) unsafe extern "C" fn ioctl<T: FileSystem>(
         // super block of type `T` (per the safety requirements).
         let sb = unsafe { SuperBlock::<T>::from_raw((*(*file).f_inode).i_sb) };
         if !sb.can_discard() {
-            return Err(crate::error::Error::from_errno(
-                -(bindings::EOPNOTSUPP as i32),
-            ));
+            return Err(super::eopnotsupp());
         }
         let size = core::mem::size_of::<bindings::fstrim_range>();
         let (mut reader, mut writer) = crate::uaccess::UserSlice::new(arg, size).reader_writer();

@@ -605,7 +605,7 @@ pub(crate) fn get_flags(inode: &Inode<Rbfs>) -> u32 {
 /// there.
 pub(crate) fn set_flags(inode: &Exclusive<Rbfs>, fl: u32) -> Result {
     if fl & !format::INODE_FLAGS_KNOWN != 0 {
-        return Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)));
+        return Err(kernel::fs::eopnotsupp());
     }
     if fl != 0 {
         crate::sb::enable_ro_compat(inode.super_block(), format::FEATURE_RO_COMPAT_INODE_FLAGS)?;

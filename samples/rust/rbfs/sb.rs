@@ -64,7 +64,8 @@ pub(crate) struct SbInfo {
     /// copy.
     #[pin]
     ro_compat: Mutex<u32>,
-    /// What `ro_compat` holds, for readers that must not sleep for it.
+    /// What `ro_compat` holds, for readers (inode validation) that must not
+    /// wait for a super block write in progress.
     ro_compat_now: AtomicU32,
     /// The generation number of the next new inode (as ext2's
     /// `s_next_generation`): a counter, so that an inode number used again
